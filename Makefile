@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.data --json
+	$(PY) -m benchmarks.online --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,125 @@
+"""HomOTLMS: homogeneous online transfer learning from multiple sources (Hedge).
+
+Wu, Wu, Zhou, Tan, Xu, Yan & Hao, "Online Transfer Learning with Multiple Homogeneous or
+Heterogeneous Sources", IEEE TKDE 29(7), 2017 (HomOTLMS).
+
+n fixed source classifiers v_1..v_n and a target PA-I learner w form n + 1 experts:
+
+* weights     u_i = 1/(n+1) at the start, u_i <- u_i beta^{z_i} (then normalised),
+              z_i = 1 when expert i errs on (x_t, y_t), beta = sqrt(T) / (sqrt(T) + sqrt(ln(n+1)))
+* prediction  weighted majority vote of the experts' predicted labels
+* target      PA-I update of w (Crammer et al. 2006), multi-class form
+
+Hedge is scale-free, so the weights are kept as ``beta ** (L_i - min L)`` / sum over the
+cumulative mistake counts L_i: the same numbers as the multiplicative rule, without underflow.
+``horizon=None`` (T unknown) uses the anytime schedule T = t, the current round.
+
+Multi-class: expert i errs (z_i = 1) unless y is the unique top class of its scores (the
+binary z = [y f <= 0]); it votes for its top class, splitting its weight over ties (the binary
+sign(0) = 0 abstention).  Source classes are aligned with target labels by value; a source
+never votes for, and is always wrong on, a label it does not know.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import check_positive, hedge_beta
+from .ensemble import SourceEnsemble, strict_top, vote
+
+__all__ = ["HomOTLMS"]
+
+
+class HomOTLMS(SourceEnsemble):
+    """HomOTLMS (Wu et al., IEEE TKDE 2017): Hedge over n sources and a target PA-I learner.
+
+    Parameters
+    ----------
+    sources
+        Tuple of fixed :class:`~online.sources.SourceClassifier` over the same features.
+        ``None`` (or empty): the target PA-I learner alone.
+    C
+        PA-I aggressiveness of the target learner.
+    horizon
+        Stream length T for beta; ``None`` for the anytime schedule (T = current round).
+    classes
+        Labels known in advance (before the sources' classes).
+
+    Examples
+    --------
+    Two sources and the target, T = 100: beta = 10 / (10 + sqrt(ln 3)) = 0.9051.  Source 1
+    is right, source 2 and the (untrained) target are wrong, so the weights become
+    (1, beta, beta) / (1 + 2 beta).
+
+    >>> import numpy as np
+    >>> from online.sources import SourceClassifier
+    >>> s1 = SourceClassifier(np.eye(2), classes=("a", "b"))
+    >>> s2 = SourceClassifier(-np.eye(2), classes=("a", "b"))
+    >>> model = HomOTLMS((s1, s2), horizon=100)
+    >>> model.predict_learn_array(np.array([1.0, 0.0]), "a")
+    'a'
+    >>> model.weights_.round(4)
+    array([0.3558, 0.3221, 0.3221])
+    """
+
+    def __init__(
+        self,
+        sources: tuple | None = None,
+        C: float = 1.0,
+        horizon: int | None = None,
+        classes: tuple | None = None,
+    ):
+        self.sources = sources
+        self.C = C
+        self.horizon = horizon
+        self.classes = classes
+        check_positive("C", C)
+        if horizon is not None and (not isinstance(horizon, (int, np.integer)) or horizon < 1):
+            raise ValueError(f"horizon must be a positive integer or None, got {horizon!r}")
+        self._init_ensemble(tuple(sources or ()), classes, True, C)
+        self.reset_weights()
+
+    def reset_weights(self) -> None:
+        N = self.n_experts
+        self._L = np.zeros(N)  # cumulative mistakes per expert
+        self._u = np.full(N, 1.0 / N)
+        self._t = 0
+
+    @property
+    def weights_(self) -> np.ndarray:
+        """Normalised Hedge weights (sources first, target last)."""
+        return self._u.copy()
+
+    @property
+    def beta_(self) -> float:
+        """Current Hedge discount."""
+        return hedge_beta(self.horizon, self.n_experts, max(self._t, 1))
+
+    def _combine(self, F: np.ndarray) -> np.ndarray:
+        return vote(F, self._u)
+
+    def _hedge(self, z: np.ndarray) -> None:
+        self._t += 1
+        if self.horizon is not None and not z.any():
+            return  # no mistakes: the weights are unchanged
+        self._L += z
+        u = np.power(self.beta_, self._L - self._L.min())
+        self._u = u / u.sum()
+
+    def _update_weights(self, F: np.ndarray, yi: int) -> None:
+        self._hedge(~strict_top(F, yi))
+
+    def _predict_learn_enc(self, x: np.ndarray, sq: float, yi: int) -> int:
+        # fused step: the top-class mask serves both the vote and the mistakes
+        F = self._all_scores(x)
+        mask = F == F.max(axis=1, keepdims=True)
+        cnt = mask.sum(axis=1)
+        pred = int(np.dot(self._u / cnt, mask).argmax())
+        self._hedge(~(mask[:, yi] & (cnt == 1)))
+        self._target_update(x, sq, F, yi)
+        return pred
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {}
+        yield {"horizon": 500, "C": 0.5}
