@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Later subcommands (stream, simulate) register here, so this file stays small.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+from simulations import cmd_stream  # noqa: E402
+
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [cmd_stream.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,166 @@
+"""Online transfer on a target stream: build the domains, the sources, the learners.
+
+A *domain* is a set of windows: a subject (at an optional body position) of
+a dataset.  The target domain is streamed window by window to the online
+learners of :mod:`online`; the source domains are available offline and give
+the fixed source classifiers:
+
+* one averaged multi-class PA-I per source domain, for the multi-source
+  learners (HomOTLMS, ODDM);
+* one averaged PA-I over all source domains pooled, for the single-source
+  learners (source only, PAIO, HomOTL-I/II, fixed-alpha HomOTL).
+
+Features are the per-channel statistics of :data:`ONLINE_STATS` (45 DSADS
+channels × 6 = 270 dimensions), standardised with the mean and standard
+deviation of the pooled *source* windows: the target's own statistics are
+never used offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from online import (
+    PAIO,
+    FixedAlphaHomOTL,
+    HomOTLMS,
+    HomOTLODDM,
+    MulticlassHomOTL1,
+    MulticlassHomOTL2,
+    MulticlassPA,
+    ProjectedSource,
+    SourceOnly,
+)
+from online.sources import SourceClassifier, train_averaged_pa
+from simulations.dataset import HARDataset
+from simulations.windows import make_windows
+
+ONLINE_STATS = ("mean", "std", "min", "max", "p25", "p75")
+LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "fixed", "homotlms", "oddm")
+DEFAULT_LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "homotlms", "oddm")
+
+
+@dataclass
+class Domain:
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class TransferTask:
+    """Standardised features of the target stream and of each source domain."""
+
+    target: Domain
+    sources: list[Domain]
+    feature_names: list[str]
+
+    @property
+    def pooled(self) -> Domain:
+        return Domain(
+            "+".join(s.name for s in self.sources),
+            np.concatenate([s.X for s in self.sources]),
+            np.concatenate([s.y for s in self.sources]),
+        )
+
+
+def domain_features(ds: HARDataset, window_s: float, stride_s: float | None) -> tuple:
+    ws = make_windows(ds, window_s, stride_s)
+    return ws, ws.features(stats=ONLINE_STATS, magnitude=False)
+
+
+def build_task(
+    ds: HARDataset,
+    target_subject: str,
+    source_subjects: Sequence[str] | None = None,
+    target_position: str | None = None,
+    source_position: str | None = None,
+    window_s: float = 5.0,
+    stride_s: float | None = None,
+) -> TransferTask:
+    """Target = one subject (at a position); sources = other subjects (at a position).
+
+    With positions set, each subject's windows use only that body unit's
+    channels, so ``source_position="RA", target_position="LA"`` is the
+    cross-position task.  Without ``source_subjects``, every other subject is
+    a source (the target subject is one too when the positions differ).
+    """
+    if (target_position is None) != (source_position is None):
+        raise ValueError("give both --source-position and --target-position, or neither")
+    subjects = ds.subjects
+    if target_subject not in subjects:
+        raise ValueError(f"unknown target subject {target_subject!r}; subjects are {subjects}")
+    if source_subjects is None:
+        same_view = target_position == source_position
+        source_subjects = [s for s in subjects if not (same_view and s == target_subject)]
+    unknown = sorted(set(source_subjects) - set(subjects))
+    if unknown:
+        raise ValueError(f"unknown source subject(s) {unknown}; subjects are {subjects}")
+    if target_position == source_position and target_subject in source_subjects:
+        raise ValueError(f"target subject {target_subject} cannot also be a source in the same view")
+    if not source_subjects:
+        raise ValueError("no source subjects")
+    tview = ds if target_position is None else ds.select_position(target_position)
+    sview = ds if source_position is None else ds.select_position(source_position)
+    ws_t, Xt = domain_features(tview.select_subjects([target_subject]), window_s, stride_s)
+    ws_s, Xs = domain_features(sview.select_subjects(source_subjects), window_s, stride_s)
+    mean, std = Xs.mean(axis=0), Xs.std(axis=0)
+    std[std < 1e-8] = 1.0  # constant features stay at 0 rather than blowing up
+    Xs, Xt = (Xs - mean) / std, (Xt - mean) / std
+    order = np.lexsort((ws_t.start, ws_t.recording))  # the target stream in time order
+    tname = target_subject + (f"@{target_position}" if target_position else "")
+    sources = []
+    for s in source_subjects:
+        m = ws_s.subject == s
+        sources.append(Domain(s + (f"@{source_position}" if source_position else ""), Xs[m], ws_s.y[m]))
+    return TransferTask(
+        target=Domain(tname, Xt[order], ws_t.y[order]),
+        sources=sources,
+        feature_names=ws_t.feature_names(ONLINE_STATS, magnitude=False),
+    )
+
+
+def source_classifier(d: Domain, epochs: int = 5, seed: int = 0) -> SourceClassifier:
+    """An averaged multi-class PA-I trained offline on one source domain."""
+    return train_averaged_pa(d.X, d.y, epochs=epochs, seed=seed, name=d.name)
+
+
+def learner_factories(
+    task: TransferTask,
+    names: Sequence[str],
+    seed: int = 0,
+    oddm_target_slice: int = 50,
+) -> dict[str, Callable[[], object]]:
+    """Fresh-learner factories for the named learners (sources are built once)."""
+    unknown = [n for n in names if n not in LEARNERS]
+    if unknown:
+        raise ValueError(f"unknown learner(s) {unknown}; choose from {', '.join(LEARNERS)}")
+    T = len(task.target.y)
+    needs_pooled = {"source", "paio", "homotl1", "homotl2", "fixed"} & set(names)
+    pooled = source_classifier(task.pooled, seed=seed) if needs_pooled else None
+    per_source = tuple(source_classifier(d, seed=seed) for d in task.sources) if "homotlms" in names else ()
+    out: dict[str, Callable[[], object]] = {}
+    for n in names:
+        if n == "pa":
+            out[n] = lambda: MulticlassPA(variant="PA-I", C=1.0)
+        elif n == "source":
+            out[n] = lambda: SourceOnly(pooled)
+        elif n == "paio":
+            out[n] = lambda: PAIO(pooled)
+        elif n == "homotl1":
+            out[n] = lambda: MulticlassHomOTL1(pooled)
+        elif n == "homotl2":
+            out[n] = lambda: MulticlassHomOTL2(pooled, horizon=T)
+        elif n == "fixed":
+            out[n] = lambda: FixedAlphaHomOTL(pooled, alpha=0.5)
+        elif n == "homotlms":
+            out[n] = lambda: HomOTLMS(per_source, horizon=T)
+        elif n == "oddm":
+            # JDA sees only an unlabelled slice of the target: its first windows in time.
+            Xu = task.target.X[:oddm_target_slice]
+            projected = tuple(ProjectedSource.fit(d.X, d.y, Xu, name=d.name) for d in task.sources)
+            out[n] = lambda p=projected: HomOTLODDM(p, horizon=T)
+    return out

@@ -1,0 +1,91 @@
+"""``fedotl stream``: domains, sources and the JSON contract, on synthetic DSADS."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from simulations.cli import main
+from simulations.readers import dsads
+from simulations.stream import build_task, learner_factories
+
+
+@pytest.fixture(scope="module")
+def ds(synth_dsads):
+    return dsads.read(synth_dsads)
+
+
+def test_subject_task_uses_only_source_statistics(ds):
+    task = build_task(ds, "p2")
+    assert [s.name for s in task.sources] == ["p1", "p3", "p4"]
+    assert task.target.name == "p2" and task.target.X.shape == (19 * 6, 270)
+    pooled = task.pooled.X
+    np.testing.assert_allclose(pooled.mean(axis=0), 0.0, atol=1e-4)
+    # the target is standardised with the sources' statistics, not its own
+    assert np.abs(task.target.X.mean(axis=0)).max() > 0.1
+
+
+def test_position_task_views_one_unit(ds):
+    task = build_task(ds, "p1", target_position="LA", source_position="RA")
+    assert task.target.name == "p1@LA" and task.target.X.shape[1] == 9 * 6
+    assert [s.name for s in task.sources] == ["p1@RA", "p2@RA", "p3@RA", "p4@RA"]
+    with pytest.raises(ValueError, match="give both"):
+        build_task(ds, "p1", target_position="LA")
+    with pytest.raises(ValueError, match="cannot also be a source"):
+        build_task(ds, "p1", source_subjects=["p1", "p2"])
+
+
+def test_factories_give_fresh_learners(ds):
+    task = build_task(ds, "p3", source_subjects=["p1", "p2"])
+    f = learner_factories(task, ["homotlms", "pa"])
+    assert f["homotlms"]() is not f["homotlms"]()
+    a, b = f["pa"](), f["pa"]()
+    y = task.target.y
+    k = int(np.flatnonzero(y != y[0])[0])
+    a.learn_array(task.target.X[0], y[0])
+    a.learn_array(task.target.X[k], y[k])
+    assert np.abs(a.weights_).sum() > 0
+    assert np.abs(np.asarray(b.weights_)).sum() == 0  # b untouched by a's update
+    with pytest.raises(ValueError, match="unknown learner"):
+        learner_factories(task, ["nope"])
+
+
+def test_stream_json_contract(synth_dsads, capsys):
+    rc = main(
+        ["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p4",
+         "--learners", "pa,source,homotl1,homotlms", "--permutations", "3", "--json"]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert out["target"] == "p4" and out["n"] == 19 * 6
+    assert set(out["learners"]) == {"pa", "source", "homotl1", "homotlms"}
+    for r in out["learners"].values():
+        assert 0.0 <= r["mistake_rate_mean"] <= 1.0 and r["mistake_rate_std"] >= 0.0
+        assert len(r["curve"]) == 50 and r["curve"][-1] == pytest.approx(r["mistake_rate_mean"])
+    # the source classifier is fixed, so its mistakes do not depend on the order
+    assert out["learners"]["source"]["mistake_rate_std"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_time_order_adds_persistence(synth_dsads, capsys):
+    rc = main(["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p1",
+               "--learners", "pa", "--time-order", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and set(out["learners"]) == {"pa", "persistence"}
+    # 19 bouts in time order: persistence errs once per bout
+    assert out["learners"]["persistence"]["mistake_rate_mean"] == pytest.approx(19 / (19 * 6))
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--target-subject", "p9"], "unknown target subject"),
+        (["--target-subject", "p1", "--learners", "pa,magic"], "unknown learner"),
+        (["--target-subject", "p1", "--target-position", "XX", "--source-position", "RA"], "no position 'XX'"),
+    ],
+)
+def test_stream_bad_arguments(synth_dsads, capsys, extra, needle):
+    rc = main(["stream", "--dataset", "dsads", str(synth_dsads), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and "Traceback" not in err
