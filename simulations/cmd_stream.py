@@ -6,6 +6,7 @@ import argparse
 import json
 
 from online.evaluation import evaluate, results_to_dict
+from simulations.progress import progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,9 +59,13 @@ def run_stream(args: argparse.Namespace) -> dict:
         window_s=args.window,
     )
     factories = learner_factories(task, names, seed=args.seed)
-    results = evaluate(
-        factories, task.target.X, task.target.y, n_permutations=args.permutations, seed=args.seed, time_order=args.time_order
-    )
+    results = {}
+    # One learner at a time so the bar moves; evaluate() pairs them on the same orders.
+    for name in progress(names, desc="learners", unit="learner"):
+        results.update(
+            evaluate({name: factories[name]}, task.target.X, task.target.y,
+                     n_permutations=args.permutations, seed=args.seed, time_order=args.time_order)
+        )
     return {
         "dataset": ds.name,
         "target": task.target.name,

@@ -35,8 +35,17 @@ class DataFormatError(ValueError):
                 where += f", line {line}"
             where += ": "
         super().__init__(where + message)
+        self.message = message
         self.path = path
         self.line = line
+
+    def __reduce__(self):
+        # Keep path and line when the error crosses a process boundary (parallel readers).
+        return (_rebuild_error, (type(self), self.message, self.path, self.line))
+
+
+def _rebuild_error(cls, message, path, line):
+    return cls(message, path=path, line=line)
 
 
 @dataclass(frozen=True)

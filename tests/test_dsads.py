@@ -141,3 +141,20 @@ def test_position_view_selects_nine_channels(synth_dsads):
     assert ra.n_channels == 9 and all(c.position == "RA" for c in ra.channels)
     np.testing.assert_array_equal(ra.recordings[0].data, ds.recordings[0].data[:, 9:18])
     assert {r.position for r in ra.recordings} == {"RA"}
+
+
+def test_error_from_a_parallel_worker_keeps_file_and_line(synth_dsads, tmp_path):
+    # 456 members: large enough for the process pool, so the error crosses a process boundary.
+    z = tmp_path / "big.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted((synth_dsads / "data").rglob("*.txt")):
+            text = f.read_text()
+            if f.relative_to(synth_dsads).as_posix() == "data/a10/p3/s04.txt":
+                lines = text.splitlines()
+                lines[6] = lines[6].replace(",", ",x", 1)
+                text = "\n".join(lines) + "\n"
+            zf.writestr(f.relative_to(synth_dsads).as_posix(), text)
+    with pytest.raises(DataFormatError) as err:
+        dsads.read(z, cache=False)
+    assert err.value.line == 7 and err.value.path.endswith("data/a10/p3/s04.txt")
+    assert "non-numeric" in str(err.value)

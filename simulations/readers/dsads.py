@@ -29,7 +29,7 @@ import struct
 import zipfile
 import zlib
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ import numpy as np
 
 from simulations.cache import load_or_build
 from simulations.dataset import Channel, DataFormatError, HARDataset, Recording
+from simulations.progress import progress
 
 RATE_HZ = 25.0
 ROWS_PER_SEGMENT = 125
@@ -251,7 +252,10 @@ def _parse(src: Path) -> HARDataset:
         parts = [_load_chunk(str(src), c) for c in chunks]
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = list(pool.map(_load_chunk, [str(src)] * len(chunks), chunks))
+            futures = [pool.submit(_load_chunk, str(src), c) for c in chunks]
+            for _ in progress(as_completed(futures), total=len(futures), desc="parsing DSADS", unit="chunk"):
+                pass
+            parts = [f.result() for f in futures]
     return _assemble(keys, np.concatenate(parts), str(src))
 
 
