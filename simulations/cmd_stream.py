@@ -11,6 +11,7 @@ from simulations.progress import progress
 
 def register(sub: argparse._SubParsersAction) -> None:
     from simulations.cli import _positive_int, add_dataset_args
+    from simulations.readers import DATASETS
     from simulations.stream import DEFAULT_LEARNERS, LEARNERS
 
     p = sub.add_parser(
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source-subjects", nargs="+", default=None, help="source subjects (default: all others)")
     p.add_argument("--target-position", default=None, help="body position of the target stream (e.g. LA)")
     p.add_argument("--source-position", default=None, help="body position of the sources (e.g. RA)")
+    p.add_argument("--source-dataset", choices=DATASETS, default=None, help="take the sources from another dataset (shared activities only)")
+    p.add_argument("--source-path", default=None, help="PATH of --source-dataset")
     p.add_argument(
         "--learners",
         default=",".join(DEFAULT_LEARNERS),
@@ -50,6 +53,13 @@ def run_stream(args: argparse.Namespace) -> dict:
     if not names:
         raise ValueError("--learners is empty")
     ds = load_from_args(args)
+    source_ds = None
+    if (args.source_dataset is None) != (args.source_path is None):
+        raise ValueError("give both --source-dataset and --source-path, or neither")
+    if args.source_dataset is not None:
+        from simulations.readers import load_dataset
+
+        source_ds = load_dataset(args.source_dataset, args.source_path)
     task = build_task(
         ds,
         args.target_subject,
@@ -57,6 +67,7 @@ def run_stream(args: argparse.Namespace) -> dict:
         target_position=args.target_position,
         source_position=args.source_position,
         window_s=args.window,
+        source_ds=source_ds,
     )
     factories = learner_factories(task, names, seed=args.seed)
     results = {}

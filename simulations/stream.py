@@ -1,7 +1,8 @@
 """Online transfer on a target stream: build the domains, the sources, the learners.
 
 A *domain* is a set of windows: a subject (at an optional body position) of
-a dataset.  The target domain is streamed window by window to the online
+a dataset.  Sources may be other subjects, other body positions, or the
+subjects of another dataset (on the activities both share).  The target domain is streamed window by window to the online
 learners of :mod:`online`; the source domains are available offline and give
 the fixed source classifiers:
 
@@ -36,6 +37,7 @@ from online import (
 )
 from online.sources import SourceClassifier, train_averaged_pa
 from simulations.dataset import HARDataset
+from simulations.splits import align_datasets
 from simulations.windows import make_windows
 
 ONLINE_STATS = ("mean", "std", "min", "max", "p25", "p75")
@@ -80,6 +82,7 @@ def build_task(
     source_position: str | None = None,
     window_s: float = 5.0,
     stride_s: float | None = None,
+    source_ds: HARDataset | None = None,
 ) -> TransferTask:
     """Target = one subject (at a position); sources = other subjects (at a position).
 
@@ -87,35 +90,51 @@ def build_task(
     channels, so ``source_position="RA", target_position="LA"`` is the
     cross-position task.  Without ``source_subjects``, every other subject is
     a source (the target subject is one too when the positions differ).
+
+    With ``source_ds`` (another dataset), the sources are its subjects and
+    both sides keep only the activities the two datasets share, under common
+    codes (:func:`simulations.splits.align_datasets`).  The two views must
+    have the same number of channels, e.g. one 9-channel body unit each.
     """
     if (target_position is None) != (source_position is None):
         raise ValueError("give both --source-position and --target-position, or neither")
-    subjects = ds.subjects
-    if target_subject not in subjects:
-        raise ValueError(f"unknown target subject {target_subject!r}; subjects are {subjects}")
+    cross_dataset = source_ds is not None
+    src = source_ds if cross_dataset else ds
+    if target_subject not in ds.subjects:
+        raise ValueError(f"unknown target subject {target_subject!r}; subjects are {ds.subjects}")
+    same_view = not cross_dataset and target_position == source_position
     if source_subjects is None:
-        same_view = target_position == source_position
-        source_subjects = [s for s in subjects if not (same_view and s == target_subject)]
-    unknown = sorted(set(source_subjects) - set(subjects))
+        source_subjects = [s for s in src.subjects if not (same_view and s == target_subject)]
+    unknown = sorted(set(source_subjects) - set(src.subjects))
     if unknown:
-        raise ValueError(f"unknown source subject(s) {unknown}; subjects are {subjects}")
-    if target_position == source_position and target_subject in source_subjects:
+        raise ValueError(f"unknown source subject(s) {unknown}; subjects are {src.subjects}")
+    if same_view and target_subject in source_subjects:
         raise ValueError(f"target subject {target_subject} cannot also be a source in the same view")
     if not source_subjects:
         raise ValueError("no source subjects")
     tview = ds if target_position is None else ds.select_position(target_position)
-    sview = ds if source_position is None else ds.select_position(source_position)
-    ws_t, Xt = domain_features(tview.select_subjects([target_subject]), window_s, stride_s)
-    ws_s, Xs = domain_features(sview.select_subjects(source_subjects), window_s, stride_s)
+    sview = src if source_position is None else src.select_position(source_position)
+    tview, sview = tview.select_subjects([target_subject]), sview.select_subjects(source_subjects)
+    if cross_dataset:
+        tview, sview = align_datasets([tview, sview])
+        if tview.n_channels != sview.n_channels:
+            raise ValueError(
+                f"target view has {tview.n_channels} channels, source view {sview.n_channels}: "
+                "choose positions with matching sensors (e.g. --target-position RA --source-position hand)"
+            )
+    ws_t, Xt = domain_features(tview, window_s, stride_s)
+    ws_s, Xs = domain_features(sview, window_s, stride_s)
     mean, std = Xs.mean(axis=0), Xs.std(axis=0)
     std[std < 1e-8] = 1.0  # constant features stay at 0 rather than blowing up
     Xs, Xt = (Xs - mean) / std, (Xt - mean) / std
     order = np.lexsort((ws_t.start, ws_t.recording))  # the target stream in time order
     tname = target_subject + (f"@{target_position}" if target_position else "")
+    prefix = f"{src.name}:" if cross_dataset else ""
     sources = []
     for s in source_subjects:
         m = ws_s.subject == s
-        sources.append(Domain(s + (f"@{source_position}" if source_position else ""), Xs[m], ws_s.y[m]))
+        if m.any():
+            sources.append(Domain(prefix + s + (f"@{source_position}" if source_position else ""), Xs[m], ws_s.y[m]))
     return TransferTask(
         target=Domain(tname, Xt[order], ws_t.y[order]),
         sources=sources,

@@ -89,3 +89,17 @@ def test_stream_bad_arguments(synth_dsads, capsys, extra, needle):
     rc = main(["stream", "--dataset", "dsads", str(synth_dsads), *extra])
     err = capsys.readouterr().err
     assert rc == 2 and needle in err and "Traceback" not in err
+
+
+def test_cross_dataset_sources_share_activities_and_channels(ds, tmp_path):
+    from simulations.readers import pamap2
+
+    pamap2.write_synthetic(tmp_path, n_subjects=2, seed=4)
+    src = pamap2.read(tmp_path)
+    task = build_task(ds, "p1", target_position="RA", source_position="hand", source_ds=src)
+    assert [s.name for s in task.sources] == ["pamap2:101@hand", "pamap2:102@hand"]
+    shared = set(task.target.y.tolist())
+    assert shared == set(np.concatenate([s.y for s in task.sources]).tolist())
+    assert task.target.X.shape[1] == task.sources[0].X.shape[1] == 54
+    with pytest.raises(ValueError, match="45 channels, source view 27"):
+        build_task(ds, "p1", source_ds=src)  # all DSADS channels vs all PAMAP2 channels
