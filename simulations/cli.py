@@ -11,39 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 from typing import Callable
 
+from simulations import cmd_simulate, cmd_stream
+from simulations.argtypes import positive_float, positive_int
 from simulations.dataset import DataFormatError
 from simulations.readers import DATASETS
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     """The dataset arguments shared by every subcommand that reads data."""
     p.add_argument("--dataset", required=True, choices=DATASETS, help="layout of PATH")
     p.add_argument("path", metavar="PATH", help="dataset zip, top folder or data folder; for generic, a CSV file or folder")
-    p.add_argument("--rate", type=_positive_float, default=None, help="generic CSV: sampling rate in Hz when there are no timestamps")
+    p.add_argument("--rate", type=positive_float, default=None, help="generic CSV: sampling rate in Hz when there are no timestamps")
     p.add_argument("--label-track", choices=("locomotion", "gesture"), default=None, help="OPPORTUNITY: which label track (default locomotion)")
 
 
@@ -129,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = dsub.add_parser("synth", help="write synthetic data in a dataset's official layout")
     synth.add_argument("--dataset", required=True, choices=DATASETS)
     synth.add_argument("--out", required=True, help="output folder")
-    synth.add_argument("--subjects", type=_positive_int, default=4, help="number of subjects (default 4)")
+    synth.add_argument("--subjects", type=positive_int, default=4, help="number of subjects (default 4)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--json", action="store_true", help="print one JSON object")
     synth.set_defaults(func=cmd_data_synth)
@@ -139,18 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-# Later subcommands (stream, simulate) register here, so this file stays small.
-from simulations import cmd_stream  # noqa: E402
-
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [cmd_stream.register]
+# Subcommands with their own modules register here, so this file stays small.
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [cmd_stream.register, cmd_simulate.register]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            return int(args.func(args) or 0)
+        return int(args.func(args) or 0)
     except (DataFormatError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ from simulations.progress import progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from simulations.cli import _positive_int, add_dataset_args
+    from simulations.argtypes import positive_int
+    from simulations.cli import add_dataset_args
     from simulations.readers import DATASETS
     from simulations.stream import DEFAULT_LEARNERS, LEARNERS
 
@@ -36,11 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=",".join(DEFAULT_LEARNERS),
         help=f"comma-separated, from {','.join(LEARNERS)} (default: %(default)s)",
     )
-    p.add_argument("--permutations", type=_positive_int, default=20, help="random orders to average (default 20)")
+    p.add_argument("--permutations", type=positive_int, default=20, help="random orders to average (default 20)")
     p.add_argument("--time-order", action="store_true", help="stream in recorded order (adds the persistence baseline)")
     p.add_argument("--window", type=float, default=5.0, help="window length in seconds (default 5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--curve-points", type=_positive_int, default=50, help="points of each curve in the JSON (default 50)")
+    p.add_argument("--curve-points", type=positive_int, default=50, help="points of each curve in the JSON (default 50)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_stream)
 

@@ -1,0 +1,395 @@
+"""Local training and evaluation on one device (plain PyTorch, no Flower).
+
+What a client does with the model it receives:
+
+* :func:`train_local`: a few epochs of mini-batch Adam on the device's own
+  training windows, with optional light augmentation and, for FedProx, the
+  proximal term ``μ/2 · ‖w − w_t‖²`` of Li et al., "Federated Optimization in
+  Heterogeneous Networks", MLSys 2020, eq. (2), where ``w_t`` is the model
+  received from the server.
+* :func:`evaluate`: accuracy and macro-F1 on the device's own test windows.
+* :func:`embedding_moments`: the count, sum and sum of outer products of the
+  bottleneck features, the summary statistic from which the server pools the
+  source covariance for FedHealth's CORAL step (never raw data).
+* :func:`bn_input_stats`: the per-channel mean and variance of the inputs of
+  every BatchNorm layer, FedAP's description of a client's data
+  (Lu et al., "Personalized Federated Learning with Adaptive Batchnorm for
+  Healthcare", IEEE Trans. Big Data 2022, §3.3).
+
+Everything is deterministic given ``seed`` (one CPU thread, an explicit
+generator for shuffling and augmentation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score
+from torch import nn
+
+from client.model import BN_TYPES
+
+
+def use_one_thread() -> None:
+    """Clients share 2 cores with everything else: one torch thread each."""
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+def derive_seed(*parts: object) -> int:
+    """A stable 31-bit seed from any printable parts (seed, client, round...)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 1
+    lr: float = 1e-3
+    batch_size: int = 32
+    augment: bool = True
+    weight_decay: float = 0.0
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Light, label-preserving augmentation of standardised inputs.
+
+    For windows (N, C, L): per-window per-channel scaling ~ N(1, 0.1²),
+    additive jitter ~ N(0, 0.05²) and a random circular time shift.  For
+    feature vectors (N, F): jitter only.
+    """
+    noise = torch.randn(x.shape, generator=gen) * 0.05
+    if x.dim() == 3:
+        n, c, length = x.shape
+        scale = 1.0 + 0.1 * torch.randn((n, c, 1), generator=gen)
+        shift = int(torch.randint(0, length, (1,), generator=gen))
+        return torch.roll(x * scale, shifts=shift, dims=2) + noise
+    return x + noise
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=gen)
+    out = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    # BatchNorm cannot train on a batch of one: fold a lone tail into the previous batch.
+    if len(out) > 1 and len(out[-1]) == 1:
+        last = out.pop()
+        out[-1] = torch.cat([out[-1], last])
+    return out
+
+
+def train_local(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    settings: TrainSettings,
+    *,
+    seed: int,
+    proximal_mu: float = 0.0,
+    params: list[nn.Parameter] | None = None,
+    extra_loss=None,
+    frozen: nn.Module | None = None,
+) -> dict[str, float]:
+    """Train ``model`` in place; return mean loss and training accuracy.
+
+    ``params`` restricts the optimised parameters (default: all).  With
+    ``proximal_mu > 0`` the FedProx term anchors them to their values at the
+    start of the call (the received global model).  ``extra_loss(model, xb,
+    yb, embedding)`` may add a term (FedHealth's CORAL).  ``frozen`` is a
+    submodule kept in eval mode (its BatchNorm statistics do not move).
+    """
+    use_one_thread()
+    n = len(y)
+    if n == 0:
+        return {"loss": 0.0, "accuracy": 0.0, "steps": 0}
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    anchor = [p.detach().clone() for p in params] if proximal_mu > 0 else None
+    gen = torch.Generator().manual_seed(seed)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    model.train()
+    if frozen is not None:
+        frozen.eval()
+    total, correct, loss_sum, steps = 0, 0, 0.0, 0
+    for _ in range(settings.epochs):
+        for idx in _batches(n, settings.batch_size, gen):
+            xb, yb = Xt[idx], yt[idx]
+            if settings.augment:
+                xb = augment_batch(xb, gen)
+            emb = model.embed(xb)
+            logits = model.head(emb)
+            loss = F.cross_entropy(logits, yb)
+            if anchor is not None:
+                prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
+                loss = loss + 0.5 * proximal_mu * prox
+            if extra_loss is not None:
+                loss = loss + extra_loss(model, xb, yb, emb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            loss_sum += float(loss.detach()) * len(idx)
+            total += len(idx)
+            correct += int((logits.detach().argmax(1) == yb).sum())
+    return {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1), "steps": steps}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, X: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, embeddings) in eval mode, in chunks."""
+    use_one_thread()
+    model.eval()
+    logits, embs = [], []
+    for i in range(0, len(X), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(X[i : i + batch_size], dtype=np.float32))
+        e = model.embed(xb)
+        embs.append(e.numpy())
+        logits.append(model.head(e).numpy())
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return np.concatenate(logits), np.concatenate(embs)
+
+
+def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1 (over the classes present in truth or prediction) and loss."""
+    n = len(y)
+    if n == 0:
+        return {"accuracy": 0.0, "macro_f1": 0.0, "loss": 0.0, "n": 0}
+    logits, _ = predict(model, X)
+    pred = logits.argmax(1)
+    loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(np.asarray(y, dtype=np.int64))))
+    return {
+        "accuracy": float((pred == y).mean()),
+        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "loss": loss,
+        "n": int(n),
+    }
+
+
+def embedding_moments(model: nn.Module, X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(n, Σ f, Σ f fᵀ) of the bottleneck features, in float64."""
+    _, emb = predict(model, X)
+    emb = emb.astype(np.float64)
+    return len(emb), emb.sum(0), emb.T @ emb
+
+
+@torch.no_grad()
+def bn_input_stats(model: nn.Module, X: np.ndarray, batch_size: int = 512) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per BatchNorm layer: mean and variance of its input, per channel.
+
+    Pooled over windows (and time steps for conv layers), in eval mode, as in
+    FedAP's statistics of each client under a common model.
+    """
+    use_one_thread()
+    model.eval()
+    layers = [m for m in model.modules() if isinstance(m, BN_TYPES)]
+    acc: list[list[np.ndarray]] = [[np.zeros(0), np.zeros(0), 0] for _ in layers]  # type: ignore[list-item]
+
+    def hook(i):
+        def fn(_mod, inputs, _out):
+            x = inputs[0].double()
+            flat = x.transpose(0, 1).reshape(x.shape[1], -1) if x.dim() == 3 else x.T
+            s, s2, k = flat.sum(1).numpy(), (flat**2).sum(1).numpy(), flat.shape[1]
+            a = acc[i]
+            if a[2] == 0:
+                acc[i] = [s, s2, k]
+            else:
+                acc[i] = [a[0] + s, a[1] + s2, a[2] + k]
+
+        return fn
+
+    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(layers)]
+    try:
+        for i in range(0, len(X), batch_size):
+            model(torch.from_numpy(np.ascontiguousarray(X[i : i + batch_size], dtype=np.float32)))
+    finally:
+        for h in handles:
+            h.remove()
+    means, variances = [], []
+    for s, s2, k in acc:
+        m = s / max(k, 1)
+        means.append(m)
+        variances.append(np.maximum(s2 / max(k, 1) - m**2, 0.0))
+    return means, variances
+
+
+# ------------------------------------------------------------ one node's round
+# What a node does with each message, on numpy dicts (no Flower types), so
+# that it is testable without the Simulation Engine.  client/client_app.py
+# converts records to and from these and keeps ``state`` in context.state.
+
+from server.names import FEDHEALTH_AGGREGATIONS, STRATEGIES  # noqa: E402
+
+
+@dataclass
+class NodeSettings:
+    """The run-config keys a node reads (see pyproject's [tool.flwr.app.config])."""
+
+    strategy: str = "fedavg"
+    model: str = "cnn"
+    width: int = 32
+    bottleneck: int = 64
+    seed: int = 0
+    local_epochs: int = 2
+    batch_size: int = 32
+    lr: float = 1e-3
+    augment: bool = True
+    personalize_epochs: int = 30
+    personalize_lr: float = 1e-3
+    coral_weight: float = 1.0
+    fedhealth_aggregation: str = "fedavg"
+    fail_partition: int = -1
+    fail_round: int = 0
+    fail_mode: str = "raise"
+    fail_seconds: float = 30.0
+
+    @classmethod
+    def from_config(cls, cfg) -> "NodeSettings":
+        s = cls(
+            strategy=str(cfg.get("strategy", cls.strategy)),
+            model=str(cfg.get("model", cls.model)),
+            width=int(cfg.get("model-width", cls.width)),
+            bottleneck=int(cfg.get("bottleneck", cls.bottleneck)),
+            seed=int(cfg.get("seed", cls.seed)),
+            local_epochs=int(cfg.get("local-epochs", cls.local_epochs)),
+            batch_size=int(cfg.get("batch-size", cls.batch_size)),
+            lr=float(cfg.get("learning-rate", cls.lr)),
+            augment=bool(cfg.get("augment", cls.augment)),
+            personalize_epochs=int(cfg.get("personalize-epochs", cls.personalize_epochs)),
+            personalize_lr=float(cfg.get("personalize-learning-rate", cls.personalize_lr)),
+            coral_weight=float(cfg.get("coral-weight", cls.coral_weight)),
+            fedhealth_aggregation=str(cfg.get("fedhealth-aggregation", cls.fedhealth_aggregation)),
+            fail_partition=int(cfg.get("fail-partition", cls.fail_partition)),
+            fail_round=int(cfg.get("fail-round", cls.fail_round)),
+            fail_mode=str(cfg.get("fail-mode", cls.fail_mode)),
+            fail_seconds=float(cfg.get("fail-seconds", cls.fail_seconds)),
+        )
+        if s.fail_mode not in ("raise", "hang"):
+            raise ValueError(f"fail-mode must be raise or hang, got {s.fail_mode!r}")
+        if s.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {s.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if s.fedhealth_aggregation not in FEDHEALTH_AGGREGATIONS:
+            raise ValueError(f"fedhealth-aggregation must be one of {', '.join(FEDHEALTH_AGGREGATIONS)}, got {s.fedhealth_aggregation!r}")
+        return s
+
+    @property
+    def local_bn(self) -> bool:
+        """Whether BatchNorm layers stay on the node (FedBN, FedAP, FedHealth over either)."""
+        return self.strategy in ("fedbn", "fedap") or (self.strategy == "fedhealth" and self.fedhealth_aggregation != "fedavg")
+
+    def train_settings(self, epochs: int | None = None, lr: float | None = None) -> TrainSettings:
+        return TrainSettings(
+            epochs=self.local_epochs if epochs is None else epochs,
+            lr=self.lr if lr is None else lr,
+            batch_size=self.batch_size,
+            augment=self.augment,
+        )
+
+
+class InjectedFailure(RuntimeError):
+    """Raised on purpose (run config fail-partition/fail-round) to test failure handling."""
+
+
+def node_model(data, s: NodeSettings, incoming: dict[str, np.ndarray], state: dict[str, dict[str, np.ndarray]]) -> nn.Module:
+    """The model a node works with: received weights, plus what it keeps locally."""
+    from client.model import build_model, set_arrays
+
+    model = build_model(s.model, data.n_inputs, data.n_classes, seed=s.seed, width=s.width, bottleneck=s.bottleneck)
+    if s.strategy == "local" and "local-model" in state:
+        set_arrays(model, state["local-model"])
+        return model
+    set_arrays(model, incoming)
+    if s.local_bn and "local-bn" in state:
+        set_arrays(model, state["local-bn"])
+    return model
+
+
+def node_train(data, s: NodeSettings, incoming, state, *, partition_id: int, server_round: int, config) -> tuple[dict, dict, dict]:
+    """One round of local training.
+
+    Returns (arrays to send, metrics, extra) and updates ``state`` in place:
+    ``local-model`` for local-only training, ``local-bn`` for the strategies
+    that keep BatchNorm on the node.  The arrays sent back have the keys that
+    came in, less BatchNorm layers for the strategies that keep them local
+    (FedBN/FedAP return only the shared layers; local-only returns nothing).  ``extra`` carries FedAP's BatchNorm statistics when the
+    server asked for them (config ``bn-stats``).
+    """
+    from client.model import bn_keys, get_arrays
+
+    if partition_id == s.fail_partition and server_round == s.fail_round:
+        if s.fail_mode == "hang":  # a straggler: answers after fail-seconds, past the round timeout
+            import time
+
+            time.sleep(s.fail_seconds)
+        else:
+            raise InjectedFailure(f"injected failure of partition {partition_id} in round {server_round}")
+    model = node_model(data, s, incoming, state)
+    extra: dict = {}
+    if config.get("bn-stats"):
+        means, variances = bn_input_stats(model, data.X_train)
+        extra = {"bn-mean": np.concatenate(means), "bn-var": np.concatenate(variances), "bn-sizes": [len(m) for m in means]}
+    epochs = int(config.get("local-epochs", s.local_epochs))
+    lr = float(config.get("learning-rate", s.lr))
+    mu = float(config.get("proximal-mu", 0.0))
+    out = train_local(
+        model, data.X_train, data.y_train, s.train_settings(epochs, lr),
+        seed=derive_seed(s.seed, data.client_id, server_round, "train"), proximal_mu=mu,
+    )
+    if s.strategy == "local":
+        state["local-model"] = get_arrays(model)
+        send: dict = {}
+    else:
+        keys = list(incoming)
+        if s.local_bn:
+            bn = bn_keys(model)
+            state["local-bn"] = get_arrays(model, bn)
+            keys = [k for k in keys if k not in set(bn)]  # BN never leaves the node
+        send = get_arrays(model, keys)
+    metrics = {"num-examples": int(len(data.y_train)), "train-loss": float(out["loss"]), "train-accuracy": float(out["accuracy"])}
+    return send, metrics, extra
+
+
+def node_evaluate(data, s: NodeSettings, incoming, state) -> dict:
+    """The node's model (global, personalised or local) on its own test windows."""
+    model = node_model(data, s, incoming, state)
+    r = evaluate(model, data.X_test, data.y_test)
+    return {"num-examples": r["n"], "accuracy": r["accuracy"], "macro-f1": r["macro_f1"], "loss": r["loss"]}
+
+
+def node_stats(data, s: NodeSettings, incoming, state) -> tuple[dict, dict]:
+    """(Σf, Σffᵀ) and n of the bottleneck features of the received model on the training windows."""
+    model = node_model(data, s, incoming, state)
+    n, total, outer = embedding_moments(model, data.X_train)
+    return {"sum": total, "outer": outer}, {"num-examples": int(n)}
+
+
+def node_personalize(data, s: NodeSettings, incoming, state, source_cov: np.ndarray | None, config) -> tuple[dict, dict]:
+    """FedHealth's personalisation: freeze convs, fine-tune FC layers with CORAL.
+
+    Stores the personalised FC layers in ``state["personal-head"]`` and
+    returns them with the test metrics before and after.
+    """
+    from client.model import fc_keys, get_arrays
+    from client.personalize import personalize
+
+    model = node_model(data, s, incoming, state)
+    before = evaluate(model, data.X_test, data.y_test)
+    epochs = int(config.get("personalize-epochs", s.personalize_epochs))
+    lr = float(config.get("personalize-learning-rate", s.personalize_lr))
+    coral = float(config.get("coral-weight", s.coral_weight))
+    fit = personalize(
+        model, data.X_train, data.y_train, source_cov, s.train_settings(epochs, lr),
+        seed=derive_seed(s.seed, data.client_id, "personalize"), coral_weight=coral,
+    )
+    after = evaluate(model, data.X_test, data.y_test)
+    head = get_arrays(model, fc_keys(model))
+    state["personal-head"] = head
+    metrics = {
+        "num-examples": after["n"], "accuracy": after["accuracy"], "macro-f1": after["macro_f1"], "loss": after["loss"],
+        "global-accuracy": before["accuracy"], "global-macro-f1": before["macro_f1"], "train-loss": float(fit["loss"]),
+    }
+    return head, metrics

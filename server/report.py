@@ -1,0 +1,194 @@
+"""What a run leaves behind: progress lines, metrics JSONL, models, a summary.
+
+The ServerApp writes everything itself, to the absolute ``out-dir`` of the
+run config, because under ``flwr run`` it runs in another process and its
+return value is lost.  In ``out-dir``:
+
+``metrics.jsonl``
+    one JSON object per line: ``{"event": "start", ...}``, one
+    ``{"event": "round", ...}`` per round (train metrics, per-client
+    evaluation, failures, seconds), ``{"event": "pretrain", ...}`` and
+    ``{"event": "personalize", ...}`` where they happen, and the final
+    ``{"event": "summary", ...}``.
+``summary.json``
+    the summary alone (what ``fedotl simulate --json`` prints).
+``global_model.npz``
+    the final global model (state-dict keys → arrays).
+``heads/<client>.npz``
+    each device's personalised FC layers (FedHealth).
+
+Progress goes to stderr, one line per round.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+
+def summarise(per_client: Mapping[str, Mapping[str, float]]) -> dict[str, object]:
+    """Unweighted mean over devices, worst device, per-device accuracy.
+
+    >>> s = summarise({"a": {"accuracy": 0.5, "macro_f1": 0.4}, "b": {"accuracy": 1.0, "macro_f1": 1.0}})
+    >>> s["mean_accuracy"], s["worst_accuracy"], s["worst_client"]
+    (0.75, 0.5, 'a')
+    """
+    if not per_client:
+        return {"clients": 0, "mean_accuracy": None, "mean_macro_f1": None, "worst_accuracy": None, "worst_client": None, "per_client": {}}
+    acc = {k: float(v["accuracy"]) for k, v in per_client.items()}
+    f1 = {k: float(v["macro_f1"]) for k, v in per_client.items()}
+    worst = min(acc, key=lambda k: (acc[k], k))
+    return {
+        "clients": len(acc),
+        "mean_accuracy": float(np.mean(list(acc.values()))),
+        "mean_macro_f1": float(np.mean(list(f1.values()))),
+        "worst_accuracy": acc[worst],
+        "worst_client": worst,
+        "per_client": acc,
+        "per_client_macro_f1": f1,
+    }
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXC_LINE = re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Failure|Interrupt)\b.*")
+
+
+def short_reason(reason: str) -> str:
+    """The telling line of a ClientApp failure (Flower wraps the traceback).
+
+    >>> short_reason("<class 'X'>:<'Traceback...\\n  File ...\\nclient.train.InjectedFailure: boom'>")
+    'client.train.InjectedFailure: boom'
+    """
+    text = _ANSI.sub("", reason).replace("\\n", "\n")
+    lines = [ln.strip().rstrip("'>").strip() for ln in text.splitlines() if ln.strip()]
+    hits = [ln for ln in lines if _EXC_LINE.match(ln) and ":" in ln]
+    return (hits[-1] if hits else (lines[-1] if lines else reason))[:300]
+
+
+def _safe_name(client_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)
+
+
+class RunRecorder:
+    """Collects per-round results; writes JSONL, models and the summary."""
+
+    def __init__(self, out_dir: str | None, strategy: str, num_rounds: int, *, progress: bool = True, stream=None):
+        self.out = Path(out_dir) if out_dir else None
+        self.strategy = strategy
+        self.num_rounds = num_rounds
+        self.progress = progress
+        self.stream = stream if stream is not None else sys.stderr
+        self.history: list[dict] = []
+        self.last_eval: dict[str, dict[str, float]] = {}
+        self.personalized: dict[str, dict[str, float]] | None = None
+        self.failures: list[dict] = []
+        self._round_t0: dict[int, float] = {}
+        self._train: dict[int, dict] = {}
+        self.t0 = time.perf_counter()
+        self.extra: dict[str, object] = {}
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "metrics.jsonl").write_text("")
+
+    # ------------------------------------------------------------ writing
+    def write(self, record: Mapping[str, object]) -> None:
+        if self.out is not None:
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            print(f"[{self.strategy}] {text}", file=self.stream, flush=True)
+
+    def save_arrays(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
+        if self.out is not None and arrays:
+            path = self.out / f"{name}.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
+
+    def save_head(self, client_id: str, arrays: Mapping[str, np.ndarray]) -> None:
+        self.save_arrays(f"heads/{_safe_name(client_id)}", arrays)
+
+    # ------------------------------------------------------------ events
+    def event(self, name: str, **fields) -> None:
+        self.write({"event": name, **fields})
+
+    def failure(self, server_round: int, stage: str, node_id: int, reason: str) -> None:
+        rec = {"round": server_round, "stage": stage, "node_id": int(node_id), "reason": short_reason(reason)}
+        self.failures.append(rec)
+        self.say(f"round {server_round}: node {node_id} failed in {stage}: {rec['reason'][:160]}")
+
+    def round_started(self, server_round: int) -> None:
+        self._round_t0[server_round] = time.perf_counter()
+
+    def trained(self, server_round: int, metrics: Mapping[str, object]) -> None:
+        self._train[server_round] = dict(metrics)
+
+    def round_finished(self, server_round: int, per_client: Mapping[str, Mapping[str, float]] | None) -> None:
+        seconds = time.perf_counter() - self._round_t0.get(server_round, time.perf_counter())
+        entry: dict[str, object] = {"round": server_round, "seconds": round(seconds, 4), "t_end": round(time.time(), 3)}
+        entry["train"] = self._train.get(server_round, {})
+        fails = sum(1 for f in self.failures if f["round"] == server_round)
+        entry["failures"] = fails
+        if per_client:
+            self.last_eval = {k: dict(v) for k, v in per_client.items()}
+            s = summarise(per_client)
+            entry.update({k: s[k] for k in ("clients", "mean_accuracy", "mean_macro_f1", "worst_accuracy", "worst_client")})
+            entry["per_client"] = s["per_client"]
+            self.say(
+                f"round {server_round}/{self.num_rounds}: mean acc {s['mean_accuracy']:.4f}  macro-F1 {s['mean_macro_f1']:.4f}  "
+                f"worst {s['worst_accuracy']:.4f} ({s['worst_client']})  {s['clients']} clients, {fails} failed, {seconds:.1f} s"
+            )
+        else:
+            loss = entry["train"].get("train-loss") if isinstance(entry["train"], dict) else None
+            extra = f"train loss {loss:.4f}  " if isinstance(loss, float) else ""
+            self.say(f"round {server_round}/{self.num_rounds}: {extra}{fails} failed, {seconds:.1f} s")
+        self.history.append({k: v for k, v in entry.items() if k != "per_client"})
+        self.write({"event": "round", **entry})
+
+    def personalized_results(self, per_client: Mapping[str, Mapping[str, float]], seconds: float) -> None:
+        self.personalized = {k: dict(v) for k, v in per_client.items()}
+        s = summarise(per_client)
+        before = summarise({k: {"accuracy": v["global_accuracy"], "macro_f1": v["global_macro_f1"]} for k, v in per_client.items()})
+        self.extra["global_mean_accuracy"] = before["mean_accuracy"]
+        self.extra["global_worst_accuracy"] = before["worst_accuracy"]
+        self.extra["personalize_seconds"] = round(seconds, 4)
+        self.say(
+            f"personalised: mean acc {s['mean_accuracy']:.4f} (global {before['mean_accuracy']:.4f})  "
+            f"macro-F1 {s['mean_macro_f1']:.4f}  worst {s['worst_accuracy']:.4f} ({s['worst_client']})  {seconds:.1f} s"
+        )
+        self.write({"event": "personalize", "seconds": round(seconds, 4), **{k: s[k] for k in s}, "global_mean_accuracy": before["mean_accuracy"]})
+
+    # ------------------------------------------------------------ summary
+    def finish(self, **fields) -> dict[str, object]:
+        final = self.personalized if self.personalized is not None else self.last_eval
+        s = summarise(final)
+        rounds_run = sum(1 for h in self.history)
+        round_s = [h["seconds"] for h in self.history]
+        summary: dict[str, object] = {
+            "strategy": self.strategy,
+            "rounds": rounds_run,
+            "clients": s["clients"],
+            "mean_accuracy": s["mean_accuracy"],
+            "mean_macro_f1": s["mean_macro_f1"],
+            "worst_accuracy": s["worst_accuracy"],
+            "worst_client": s["worst_client"],
+            "per_client": s["per_client"],
+            "per_client_macro_f1": s.get("per_client_macro_f1", {}),
+            "history": self.history,
+            "failures": self.failures,
+            "seconds_per_round": float(np.mean(round_s)) if round_s else None,
+            "seconds": round(time.perf_counter() - self.t0, 3),
+        }
+        summary.update(self.extra)
+        summary.update(fields)
+        self.write({"event": "summary", **summary})
+        if self.out is not None:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary

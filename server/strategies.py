@@ -1,0 +1,384 @@
+"""Server strategies: Flower's own classes, subclassed where a method needs more.
+
+All of them run through :meth:`flwr.serverapp.strategy.Strategy.start`.
+
+============  =========================================================================
+local         :class:`LocalOnly` (FedAvg subclass): no aggregation; each node keeps and
+              trains its own model in ``context.state``.  The round structure, data and
+              evaluation are the same as for the federated strategies.
+fedavg        :class:`TrackedFedAvg`, i.e. ``flwr.serverapp.strategy.FedAvg``
+              (McMahan et al. 2017), weighted by ``num-examples``.
+fedprox       :class:`TrackedFedProx`, i.e. ``flwr.serverapp.strategy.FedProx``
+              (Li et al., MLSys 2020): FedAvg plus ``proximal-mu`` in the train config;
+              clients add ``μ/2‖w − w_t‖²``.
+fedbn         :class:`FedBN` (FedAvg subclass; Li et al., "FedBN", ICLR 2021): only
+              non-BatchNorm layers travel; BN layers stay on each node.
+fedap         :class:`FedAP` (FedBN subclass; Lu et al., FedHealth 2 / FedAP, IEEE TBD
+              2022): per-client personalised aggregates with weights from the similarity
+              of BatchNorm statistics (:mod:`server.aggregation`).
+fedhealth     :class:`FedHealth` (FedProx subclass; Chen et al. 2020): FedAvg rounds (μ
+              optional) on top of a cloud-pretrained model, then :meth:`personalize`;
+              ``FedHealthBN``/``FedHealthAP`` run the same personalisation over
+              FedBN/FedAP rounds.
+============  =========================================================================
+
+Common behaviour (:class:`_Tracked`): replies are sorted by partition id
+before aggregation (so a run is reproducible whatever order the replies
+arrive in), failed replies are logged and skipped, replies with zero
+examples never enter a weighted average (all-zero would divide by zero), a
+round with fewer than ``min_replies`` usable replies keeps the previous
+model, evaluation can be thinned to every ``eval_every`` rounds, and every
+round's per-client results go to the :class:`~server.report.RunRecorder`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from logging import INFO, WARNING
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg, FedProx
+from flwr.supercore import log
+
+from server.aggregation import fedap_weight_matrix, personalised_average, pooled_moments
+from server.report import RunRecorder
+
+
+def record_to_arrays(record: ArrayRecord) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in record.items()}
+
+
+def arrays_to_record(arrays) -> ArrayRecord:
+    if not arrays:
+        return ArrayRecord()
+    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+
+
+def reply_client(msg: Message) -> tuple[int, str]:
+    """(partition id, client id) a reply says it comes from; (-1, node id) if it does not say."""
+    cfg = msg.content.config_records.get("client") if msg.has_content() else None
+    if cfg is None:
+        return -1, str(msg.metadata.src_node_id)
+    return int(cfg.get("partition-id", -1)), str(cfg.get("client-id", msg.metadata.src_node_id))
+
+
+def split_replies(replies: Iterable[Message]) -> tuple[list[Message], list[Message]]:
+    """(valid replies sorted by partition id, error replies)."""
+    valid, errors = [], []
+    for m in replies:
+        (errors if m.has_error() else valid).append(m)
+    valid.sort(key=lambda m: (reply_client(m)[0], reply_client(m)[1]))
+    return valid, errors
+
+
+def _metrics(msg: Message) -> MetricRecord:
+    return next(iter(msg.content.metric_records.values()))
+
+
+def _num_examples(msg: Message, key: str = "num-examples") -> float:
+    try:
+        return float(_metrics(msg).get(key, 0))  # type: ignore[arg-type]
+    except StopIteration:
+        return 0.0
+
+
+class _Tracked:
+    """Mixin placed before a Flower strategy class in the MRO."""
+
+    recorder: RunRecorder
+    min_replies: int
+    eval_every: int
+    num_rounds: int
+
+    def setup_tracking(self, recorder: RunRecorder, *, num_rounds: int, min_replies: int = 1, eval_every: int = 1) -> None:
+        self.recorder = recorder
+        self.num_rounds = num_rounds
+        self.min_replies = max(1, int(min_replies))
+        self.eval_every = max(1, int(eval_every))
+        self.node_client: dict[int, str] = {}
+        self._sent: dict[tuple[int, str], set[int]] = {}
+
+    # -------------------------------------------------------------- helpers
+    def _note_sent(self, server_round: int, stage: str, messages: Iterable[Message]) -> list[Message]:
+        messages = list(messages)
+        self._sent[(server_round, stage)] = {m.metadata.dst_node_id for m in messages}
+        return messages
+
+    def _usable(self, server_round: int, stage: str, replies: Iterable[Message]) -> list[Message]:
+        replies = list(replies)
+        valid, errors = split_replies(replies)
+        for m in errors:
+            self.recorder.failure(server_round, stage, m.metadata.src_node_id, str(m.error.reason))
+        for m in valid:
+            self.node_client[m.metadata.src_node_id] = reply_client(m)[1]
+        answered = {m.metadata.src_node_id for m in replies}
+        for node in sorted(self._sent.pop((server_round, stage), set()) - answered):
+            self.recorder.failure(server_round, stage, node, "no reply within round-timeout")
+        return valid
+
+    def evaluates_in(self, server_round: int) -> bool:
+        return server_round % self.eval_every == 0 or server_round == self.num_rounds
+
+    # -------------------------------------------------------------- train
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        self.recorder.round_started(server_round)
+        return self._note_sent(server_round, "train", super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        valid = self._usable(server_round, "train", replies)
+        usable = [m for m in valid if _num_examples(m, self.weighted_by_key) > 0]  # type: ignore[attr-defined]
+        if len(usable) < self.min_replies:
+            log(WARNING, "round %s: %s usable train replies (< min-replies %s); keeping the previous model", server_round, len(usable), self.min_replies)
+            self.recorder.trained(server_round, {"replies": len(usable), "skipped": True})
+            return None, None
+        arrays, metrics = self._aggregate(server_round, usable)
+        train = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        train["replies"] = len(usable)
+        self.recorder.trained(server_round, train)
+        return arrays, metrics
+
+    def _aggregate(self, server_round: int, replies: list[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Flower's FedAvg aggregation over the sorted, usable replies."""
+        return super().aggregate_train(server_round, replies)  # type: ignore[misc]
+
+    # -------------------------------------------------------------- evaluate
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        if not self.evaluates_in(server_round):
+            return []
+        return self._note_sent(server_round, "evaluate", super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        replies = list(replies)
+        valid = self._usable(server_round, "evaluate", replies)
+        per_client = {}
+        for m in valid:
+            mr = _metrics(m)
+            per_client[reply_client(m)[1]] = {"accuracy": float(mr["accuracy"]), "macro_f1": float(mr["macro-f1"]), "n": int(mr["num-examples"])}  # type: ignore[arg-type]
+        usable = [m for m in valid if _num_examples(m) > 0]
+        agg = super().aggregate_evaluate(server_round, usable) if usable else None  # type: ignore[misc]
+        self.recorder.round_finished(server_round, per_client or None)
+        if per_client:
+            accs = [v["accuracy"] for v in per_client.values()]
+            agg = agg if agg is not None else MetricRecord()
+            agg["mean-accuracy"] = float(np.mean(accs))
+            agg["worst-accuracy"] = float(np.min(accs))
+            agg["mean-macro-f1"] = float(np.mean([v["macro_f1"] for v in per_client.values()]))
+        return agg
+
+
+class TrackedFedAvg(_Tracked, FedAvg):
+    """Flower's FedAvg with deterministic reply order and per-client reporting."""
+
+
+class TrackedFedProx(_Tracked, FedProx):
+    """Flower's FedProx with deterministic reply order and per-client reporting."""
+
+
+class LocalOnly(_Tracked, FedAvg):
+    """No federation: every node trains its own model; the server only coordinates rounds.
+
+    Round 1 sends the common initial model; later rounds send an empty
+    ArrayRecord, and nodes continue from the model in their ``context.state``.
+    """
+
+    def configure_train(self, server_round, arrays, config, grid):
+        return super().configure_train(server_round, arrays if server_round == 1 else ArrayRecord(), config, grid)
+
+    def _aggregate(self, server_round, replies):
+        return None, self.train_metrics_aggr_fn([m.content for m in replies], self.weighted_by_key)
+
+    def configure_evaluate(self, server_round, arrays, config, grid):
+        return super().configure_evaluate(server_round, ArrayRecord(), config, grid)
+
+
+class FedBN(_Tracked, FedAvg):
+    """FedBN (Li, Jiang, Zhang, Kamp, Dou, "FedBN: Federated Learning on Non-IID
+    Features via Local Batch Normalization", ICLR 2021).
+
+    Only the ``shared_keys`` (every non-BatchNorm layer) are sent and
+    averaged; each node keeps its BatchNorm weights and running statistics in
+    ``context.state``.  The global ArrayRecord that :meth:`start` carries
+    stays complete: its BN entries are those of the initial model.  With
+    ``full_first_round`` (a cloud-pretrained initial model) round 1 sends the
+    whole model, so that nodes start from the pretrained BatchNorm layers.
+    """
+
+    def __init__(self, shared_keys: list[str], full_first_round: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.shared_keys = list(shared_keys)
+        self.full_first_round = full_first_round
+        self._full: ArrayRecord | None = None
+
+    def shared(self, arrays: ArrayRecord) -> ArrayRecord:
+        return ArrayRecord({k: arrays[k] for k in self.shared_keys if k in arrays})
+
+    def configure_train(self, server_round, arrays, config, grid):
+        self._full = arrays
+        first = self.full_first_round and server_round == 1
+        return super().configure_train(server_round, arrays if first else self.shared(arrays), config, grid)
+
+    def _aggregate(self, server_round, replies):
+        agg, metrics = super()._aggregate(server_round, replies)
+        if agg is None:
+            return None, metrics
+        full = ArrayRecord({k: v for k, v in (self._full or ArrayRecord()).items()})
+        for k, v in agg.items():
+            full[k] = v
+        return full, metrics
+
+    def configure_evaluate(self, server_round, arrays, config, grid):
+        return super().configure_evaluate(server_round, self.shared(arrays), config, grid)
+
+
+class FedAP(FedBN):
+    """FedAP (Lu et al., "Personalized Federated Learning with Adaptive Batchnorm
+    for Healthcare", IEEE Trans. Big Data 2022; "FedHealth 2", arXiv:2112.00734).
+
+    In round 1 every node receives the same model (the initial or
+    cloud-pretrained one) and, before training, reports the mean and
+    variance of the inputs of each of its BatchNorm layers.  From these the
+    server computes the weight matrix ``W`` once
+    (:func:`server.aggregation.fedap_weight_matrix`, momentum λ on the
+    diagonal), as FedAP does from its pretrained model.  After each round,
+    node ``i`` gets ``θ_i = Σ_j W_ij θ_j`` over the shared (non-BN) layers;
+    BatchNorm layers stay local as in FedBN.  ``configure_train`` and
+    ``configure_evaluate`` therefore send a different ArrayRecord to every
+    node.  The plain weighted average is kept as the "global" model.
+    """
+
+    def __init__(self, shared_keys: list[str], momentum: float = 0.5, **kwargs):
+        super().__init__(shared_keys, **kwargs)
+        self.momentum = momentum
+        self.W: np.ndarray | None = None
+        self.order: list[int] = []  # node ids, rows of W
+        self.personal: dict[int, ArrayRecord] = {}
+
+    def _per_node(self, messages: Iterable[Message], fallback: ArrayRecord) -> list[Message]:
+        out = []
+        for m in messages:
+            arrays = self.personal.get(m.metadata.dst_node_id, fallback)
+            content = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: m.content[self.configrecord_key]})
+            out.append(Message(content=content, dst_node_id=m.metadata.dst_node_id, message_type=m.metadata.message_type))
+        return out
+
+    def configure_train(self, server_round, arrays, config, grid):
+        if self.W is None:
+            config = ConfigRecord(dict(config))
+            config["bn-stats"] = True
+        msgs = super().configure_train(server_round, arrays, config, grid)
+        if self.full_first_round and server_round == 1:
+            return list(msgs)
+        return self._per_node(msgs, self.shared(arrays))
+
+    def _aggregate(self, server_round, replies):
+        if self.W is None:
+            self._fit_weights(replies)
+        full, metrics = super()._aggregate(server_round, replies)
+        if self.W is not None:
+            by_node = {m.metadata.src_node_id: record_to_arrays(m.content[self.arrayrecord_key]) for m in replies}
+            present = [n in by_node for n in self.order]
+            if any(present):
+                thetas = personalised_average(self.W, [by_node.get(n) for n in self.order], present)  # type: ignore[list-item]
+                self.personal = {n: arrays_to_record(t) for n, t in zip(self.order, thetas)}
+        return full, metrics
+
+    def _fit_weights(self, replies: list[Message]) -> None:
+        nodes, means, variances = [], [], []
+        for m in replies:
+            stats = m.content.config_records.get("fedap")
+            if stats is None:
+                continue
+            sizes = np.cumsum([0, *stats["bn-sizes"]])  # type: ignore[misc]
+            mu, var = np.asarray(stats["bn-mean"]), np.asarray(stats["bn-var"])
+            means.append([mu[a:b] for a, b in zip(sizes[:-1], sizes[1:])])
+            variances.append([var[a:b] for a, b in zip(sizes[:-1], sizes[1:])])
+            nodes.append(m.metadata.src_node_id)
+        if nodes:
+            self.order = nodes
+            self.W = fedap_weight_matrix(means, variances, self.momentum)
+            log(INFO, "FedAP: weight matrix over %d clients (self-weight %.2f)", len(nodes), self.momentum)
+            labels = [self.node_client.get(n, str(n)) for n in nodes]
+            self.recorder.event("fedap-weights", clients=labels, weights=np.round(self.W, 5).tolist())
+
+    def configure_evaluate(self, server_round, arrays, config, grid):
+        msgs = super().configure_evaluate(server_round, arrays, config, grid)
+        return self._per_node(msgs, self.shared(arrays))
+
+    def arrays_for(self, node_id: int, arrays: ArrayRecord) -> ArrayRecord:
+        return self.personal.get(node_id, self.shared(arrays))
+
+
+class _Personalizing:
+    """FedHealth's last stage (Chen et al. 2020): personalise every node.
+
+    1. The source covariance ``C_S`` of the bottleneck features under the
+       final model: computed by the server on the data it holds
+       (``server_cov``), or, when it holds none, pooled from the (n, Σf,
+       Σffᵀ) each node reports (``query.stats``) — summary statistics only.
+    2. ``train.personalize`` to every node with the final model and ``C_S``:
+       freeze convs, fine-tune FC layers with CE + λ·CORAL, evaluate; the
+       node returns its metrics and personalised head.
+    """
+
+    def arrays_for(self, node_id: int, arrays: ArrayRecord) -> ArrayRecord:
+        shared = getattr(self, "shared", None)
+        return shared(arrays) if shared is not None else arrays
+
+    def personalize(self, grid: Grid, arrays: ArrayRecord, *, config: ConfigRecord, server_cov: np.ndarray | None = None, timeout: float = 3600) -> dict:
+        t0 = time.perf_counter()
+        recorder: RunRecorder = self.recorder  # type: ignore[attr-defined]
+        nodes = sorted(grid.get_node_ids())
+        cov = server_cov
+        source = "server data"
+        if cov is None:
+            msgs = [
+                Message(RecordDict({"arrays": self.arrays_for(n, arrays), "config": ConfigRecord()}), dst_node_id=n, message_type="query.stats")
+                for n in nodes
+            ]
+            msgs = self._note_sent(-1, "stats", msgs)  # type: ignore[attr-defined]
+            replies = self._usable(-1, "stats", grid.send_and_receive(msgs, timeout=timeout))  # type: ignore[attr-defined]
+            counts = [int(_metrics(m)["num-examples"]) for m in replies]  # type: ignore[arg-type]
+            sums = [m.content["moments"]["sum"].numpy() for m in replies]
+            outers = [m.content["moments"]["outer"].numpy() for m in replies]
+            _, _, cov = pooled_moments(counts, sums, outers)
+            source = f"pooled from {len(replies)} clients"
+        recorder.save_arrays("source_covariance", {"cov": cov})
+        msgs = []
+        for n in nodes:
+            content = RecordDict(
+                {"arrays": self.arrays_for(n, arrays), "source": ArrayRecord({"cov": Array(np.asarray(cov, np.float32))}), "config": ConfigRecord(dict(config))}
+            )
+            msgs.append(Message(content, dst_node_id=n, message_type="train.personalize"))
+        msgs = self._note_sent(-1, "personalize", msgs)  # type: ignore[attr-defined]
+        replies = self._usable(-1, "personalize", grid.send_and_receive(msgs, timeout=timeout))  # type: ignore[attr-defined]
+        per_client = {}
+        for m in replies:
+            mr = _metrics(m)
+            cid = reply_client(m)[1]
+            per_client[cid] = {
+                "accuracy": float(mr["accuracy"]), "macro_f1": float(mr["macro-f1"]),  # type: ignore[arg-type]
+                "global_accuracy": float(mr["global-accuracy"]), "global_macro_f1": float(mr["global-macro-f1"]),  # type: ignore[arg-type]
+                "n": int(mr["num-examples"]),  # type: ignore[arg-type]
+            }
+            recorder.save_head(cid, record_to_arrays(m.content["head"]))
+        recorder.extra["source_covariance"] = source
+        recorder.personalized_results(per_client, time.perf_counter() - t0)
+        return per_client
+
+
+class FedHealth(_Personalizing, _Tracked, FedProx):
+    """FedHealth over FedAvg (FedProx when ``proximal_mu`` > 0), then :meth:`personalize`."""
+
+
+class FedHealthBN(_Personalizing, FedBN):
+    """FedHealth whose federated rounds keep BatchNorm local (FedBN)."""
+
+
+class FedHealthAP(_Personalizing, FedAP):
+    """FedHealth whose federated rounds use FedAP's personalised aggregates."""
+
+    def arrays_for(self, node_id, arrays):
+        return FedAP.arrays_for(self, node_id, arrays)

@@ -1,0 +1,263 @@
+"""The harness behind ``fedotl simulate``: Flower's Simulation Engine, one SuperNode per device.
+
+:func:`simulate` validates the options, counts the devices, and runs the
+ServerApp (:mod:`server.server_app`) and ClientApp (:mod:`client.client_app`)
+with :func:`flwr.simulation.run_simulation` on the Ray backend: the
+ServerApp in a thread of this process, each ClientApp call in a Ray actor
+(1 CPU each, so two at a time on two cores).  ``run_simulation`` passes no
+run config, so the apps are built with the run config baked in
+(:func:`~server.server_app.make_server_app`,
+:func:`~client.client_app.make_client_app`); ``flwr run .`` reads the same
+keys from pyproject's ``[tool.flwr.app.config]``.
+
+``central`` is the one strategy that is not federated: it pools every
+device's training windows in this process and trains one model (the
+upper-bound reference), then evaluates it on each device's test split with
+the same functions.
+
+Outputs go to the run directory (see :mod:`server.report`); the summary
+dict is returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Mapping
+
+# Run-config defaults: the same keys and values as pyproject's [tool.flwr.app.config]
+# (tests/test_fed_app.py checks that they agree).
+DEFAULT_CONFIG: dict[str, object] = {
+    "dataset": "dsads",
+    "data-path": "",
+    "clients-by": "subject-position",
+    "train-fraction": 0.7,
+    "window-seconds": 5.0,
+    "rate-hz": 0.0,
+    "label-track": "",
+    "server-subjects": "",
+    "strategy": "fedhealth",
+    "num-server-rounds": 30,
+    "local-epochs": 2,
+    "batch-size": 32,
+    "learning-rate": 0.001,
+    "proximal-mu": 0.01,
+    "fedhealth-proximal-mu": 0.0,
+    "fedhealth-aggregation": "fedavg",
+    "fedap-momentum": 0.5,
+    "model": "cnn",
+    "model-width": 32,
+    "bottleneck": 64,
+    "augment": True,
+    "seed": 0,
+    "pretrain-epochs": 20,
+    "personalize-epochs": 30,
+    "personalize-learning-rate": 0.001,
+    "coral-weight": 1.0,
+    "min-available-nodes": 2,
+    "min-train-nodes": 2,
+    "min-evaluate-nodes": 2,
+    "min-replies": 1,
+    "round-timeout": 3600.0,
+    "eval-every": 1,
+    "out-dir": "",
+    "progress": True,
+    "dp": "none",
+    "dp-noise-multiplier": 0.0,
+    "dp-clipping-norm": 10.0,
+    "fail-partition": -1,
+    "fail-round": 0,
+    "fail-mode": "raise",
+    "fail-seconds": 30.0,
+}
+
+
+def make_config(**overrides: object) -> dict[str, object]:
+    """DEFAULT_CONFIG with ``snake_case`` or ``kebab-case`` overrides; unknown keys are an error."""
+    cfg = dict(DEFAULT_CONFIG)
+    for k, v in overrides.items():
+        key = k.replace("_", "-")
+        if key not in cfg:
+            raise ValueError(f"unknown run-config key {key!r}")
+        cfg[key] = v
+    return cfg
+
+
+def check_config(cfg: dict[str, object]) -> list[str]:
+    """Validate everything that can be checked before Ray starts; return the device ids.
+
+    Clamps Flower's default minimum node counts to a federation smaller than them.
+    """
+    from client.data import device_ids, spec_from_config
+    from client.train import NodeSettings
+    from server.run import ServerSettings
+
+    NodeSettings.from_config(cfg)
+    if cfg.get("strategy") != "central":
+        ServerSettings.from_config(cfg)
+    if cfg.get("model") not in ("cnn", "mlp"):
+        raise ValueError(f"unknown model {cfg.get('model')!r}; choose cnn or mlp")
+    path = str(cfg.get("data-path", ""))
+    if cfg.get("dataset") != "synthetic":
+        if not path:
+            raise ValueError("no data path given")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    ids = device_ids(spec_from_config(cfg))
+    n = len(ids)
+    for key in ("min-available-nodes", "min-train-nodes", "min-evaluate-nodes"):
+        # Flower's default minimum (2) cannot exceed a one-device federation.
+        if cfg.get(key) == DEFAULT_CONFIG[key] and n < int(DEFAULT_CONFIG[key]):  # type: ignore[arg-type]
+            cfg[key] = n  # type: ignore[index]
+    for key in ("min-available-nodes", "min-train-nodes", "min-evaluate-nodes", "min-replies"):
+        v = int(cfg.get(key, 1))  # type: ignore[arg-type]
+        if v < 0 or v > n:
+            raise ValueError(f"{key} = {v} but there are {n} devices")
+    if int(cfg.get("eval-every", 1)) < 1:  # type: ignore[arg-type]
+        raise ValueError("eval-every must be >= 1")
+    return ids
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send anything written to fd 1 (Ray, Flower) to stderr, so --json stays clean."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_flower(verbose: bool):
+    logger = logging.getLogger("flwr")
+    level = logger.level
+    if not verbose:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def flower_env(ray_tmp: str) -> dict[str, str]:
+    return {
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "RAY_TMPDIR": ray_tmp,
+        "RAY_DEDUP_LOGS": "0",
+        "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+        "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",
+    }
+
+
+def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_client: int = 1, verbose: bool = False) -> None:
+    """One Flower simulation (Ray backend) of the configured run."""
+    ray_tmp = tempfile.mkdtemp(prefix="fedotl-ray-", dir="/tmp")
+    saved = {k: os.environ.get(k) for k in flower_env(ray_tmp)}
+    os.environ.update(flower_env(ray_tmp))
+    cpus = os.cpu_count() or 1
+    backend_config = {
+        "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+        "init_args": {"num_cpus": cpus, "logging_level": "ERROR" if not verbose else "INFO", "log_to_driver": verbose, "include_dashboard": False},
+    }
+    try:
+        with stdout_to_stderr(), quiet_flower(verbose), warnings.catch_warnings():
+            if not verbose:
+                # Ray, typer and click emit Deprecation/Future/Resource warnings on every start.
+                for category in (DeprecationWarning, FutureWarning, ResourceWarning):
+                    warnings.simplefilter("ignore", category)
+            from flwr.simulation import run_simulation
+
+            from client.client_app import make_client_app
+            from server.server_app import make_server_app
+
+            run_simulation(
+                server_app=make_server_app(cfg),
+                client_app=make_client_app(cfg),
+                num_supernodes=num_supernodes,
+                backend_name="ray",
+                backend_config=backend_config,  # type: ignore[arg-type]
+                verbose_logging=verbose,
+            )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def run_central(cfg: Mapping[str, object]) -> dict[str, object]:
+    """Pooled training on every device's training windows; per-device evaluation."""
+    from client.data import device_ids, load_partition, load_pooled, spec_from_config
+    from client.model import build_model, count_params, get_arrays
+    from client.train import NodeSettings, derive_seed, evaluate, train_local, use_one_thread
+    from server.report import RunRecorder
+
+    use_one_thread()
+    s = NodeSettings.from_config(cfg)
+    spec = spec_from_config(cfg)
+    rounds = int(cfg["num-server-rounds"])  # type: ignore[arg-type]
+    every = int(cfg.get("eval-every", 1))  # type: ignore[arg-type]
+    recorder = RunRecorder(str(cfg.get("out-dir") or "") or None, "central", rounds, progress=bool(cfg.get("progress", True)))
+    X, y = load_pooled(spec)
+    parts = [load_partition(spec, i) for i in range(len(device_ids(spec)))]
+    model = build_model(s.model, parts[0].n_inputs, parts[0].n_classes, seed=s.seed, width=s.width, bottleneck=s.bottleneck)
+    recorder.event("start", config=dict(cfg), nodes=len(parts), params=count_params(model))
+    for r in range(1, rounds + 1):
+        recorder.round_started(r)
+        fit = train_local(model, X, y, s.train_settings(), seed=derive_seed(s.seed, "central", r))
+        recorder.trained(r, {"train-loss": fit["loss"], "train-accuracy": fit["accuracy"], "replies": 1})
+        per_client = None
+        if r % every == 0 or r == rounds:
+            per_client = {}
+            for p in parts:
+                e = evaluate(model, p.X_test, p.y_test)
+                per_client[p.client_id] = {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"], "n": e["n"]}
+        recorder.round_finished(r, per_client)
+    recorder.save_arrays("global_model", get_arrays(model))
+    return recorder.finish(params=count_params(model), pooled_windows=int(len(y)))
+
+
+def default_run_dir(strategy: str) -> Path:
+    return Path("runs") / f"{strategy}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def simulate(cfg: Mapping[str, object], *, verbose: bool = False) -> dict[str, object]:
+    """Run one experiment (federated through Flower, or central); return its summary."""
+    cfg = dict(cfg)
+    if cfg.get("data-path") and cfg.get("dataset") != "synthetic":
+        cfg["data-path"] = str(Path(str(cfg["data-path"])).resolve())
+    ids = check_config(cfg)
+    # Every device is a SuperNode that registers when the engine starts: wait
+    # for all of them before round 1, so that round 1 never samples a subset.
+    cfg["min-available-nodes"] = max(int(cfg.get("min-available-nodes", 2)), len(ids))  # type: ignore[arg-type]
+    out = Path(str(cfg.get("out-dir") or default_run_dir(str(cfg["strategy"])))).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cfg["out-dir"] = str(out)
+    (out / "run_config.json").write_text(json.dumps(cfg, indent=1))
+    (out / "summary.json").unlink(missing_ok=True)
+    if cfg["strategy"] == "central":
+        summary = run_central(cfg)
+    else:
+        run_flower(cfg, num_supernodes=len(ids), verbose=verbose)
+        path = out / "summary.json"
+        if not path.exists():
+            raise RuntimeError(f"the ServerApp wrote no summary to {path}; rerun with --verbose to see Flower's log")
+        summary = json.loads(path.read_text())
+    summary["run_dir"] = str(out)
+    return summary

@@ -1,0 +1,96 @@
+"""What one node does per message (client/train.py), without Flower's engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from client.data import ClientData
+from client.model import bn_keys, build_model, fc_keys, get_arrays, shared_keys
+from client.train import InjectedFailure, NodeSettings, node_evaluate, node_personalize, node_stats, node_train
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 4
+    X = rng.normal(size=(40, 3, 32)).astype(np.float32)
+    X[:, 0] += (y[:, None] - 1.5).astype(np.float32)
+    return ClientData("p1/RA", X[:24], y[:24], X[24:], y[24:], classes=(1, 2, 3, 4))
+
+
+def settings(strategy, **kw):
+    return NodeSettings.from_config({"strategy": strategy, "local-epochs": 1, "personalize-epochs": 2, **kw})
+
+
+def initial(data):
+    return get_arrays(build_model("cnn", data.n_inputs, data.n_classes, seed=0))
+
+
+def test_fedavg_node_returns_the_whole_model_and_keeps_no_state(data):
+    state: dict = {}
+    send, metrics, extra = node_train(data, settings("fedavg"), initial(data), state, partition_id=0, server_round=1, config={})
+    assert list(send) == list(initial(data)) and state == {} and extra == {}
+    assert metrics["num-examples"] == 24 and 0 <= metrics["train-accuracy"] <= 1
+    ev = node_evaluate(data, settings("fedavg"), send, state)
+    assert ev["num-examples"] == 16 and set(ev) == {"num-examples", "accuracy", "macro-f1", "loss"}
+
+
+def test_fedbn_node_keeps_batchnorm_local(data):
+    model = build_model("cnn", data.n_inputs, data.n_classes, seed=0)
+    state: dict = {}
+    full = initial(data)
+    send, _, _ = node_train(data, settings("fedbn"), full, state, partition_id=0, server_round=1, config={})
+    assert set(send) == set(shared_keys(model))  # BN never leaves, even when the whole model came in
+    assert set(state["local-bn"]) == set(bn_keys(model))
+    shared = {k: full[k] for k in shared_keys(model)}
+    send2, _, _ = node_train(data, settings("fedbn"), shared, state, partition_id=0, server_round=2, config={"bn-stats": True})
+    assert set(send2) == set(shared)
+
+
+def test_fedap_stats_on_request(data):
+    _, _, extra = node_train(data, settings("fedap"), initial(data), {}, partition_id=0, server_round=1, config={"bn-stats": True})
+    assert extra["bn-sizes"] == [32, 64, 64, 64] and len(extra["bn-mean"]) == 224 and (extra["bn-var"] >= 0).all()
+
+
+def test_local_node_trains_its_own_model(data):
+    state: dict = {}
+    send, _, _ = node_train(data, settings("local"), initial(data), state, partition_id=0, server_round=1, config={})
+    assert send == {} and "local-model" in state
+    first = {k: v.copy() for k, v in state["local-model"].items()}
+    node_train(data, settings("local"), {}, state, partition_id=0, server_round=2, config={})
+    assert any(not np.array_equal(first[k], state["local-model"][k]) for k in first)
+    assert node_evaluate(data, settings("local"), {}, state)["num-examples"] == 16
+
+
+def test_message_config_overrides_and_proximal_mu(data):
+    a, _, _ = node_train(data, settings("fedprox"), initial(data), {}, partition_id=0, server_round=1, config={"proximal-mu": 0.0, "local-epochs": 5})
+    b, _, _ = node_train(data, settings("fedprox"), initial(data), {}, partition_id=0, server_round=1, config={"proximal-mu": 100.0, "local-epochs": 5})
+    init = initial(data)
+    drift = lambda s: sum(float(((s[k] - init[k]) ** 2).sum()) for k in shared_keys(build_model("cnn", 3, 4)))  # noqa: E731
+    assert drift(b) < drift(a)
+
+
+def test_injected_failure(data):
+    s = settings("fedavg", **{"fail-partition": 3, "fail-round": 2})
+    node_train(data, s, initial(data), {}, partition_id=3, server_round=1, config={})
+    with pytest.raises(InjectedFailure, match="partition 3 in round 2"):
+        node_train(data, s, initial(data), {}, partition_id=3, server_round=2, config={})
+
+
+def test_personalize_and_stats(data):
+    state: dict = {}
+    arrays, metrics = node_stats(data, settings("fedhealth"), initial(data), state)
+    assert metrics["num-examples"] == 24 and arrays["sum"].shape == (64,) and arrays["outer"].shape == (64, 64)
+    head, m = node_personalize(data, settings("fedhealth"), initial(data), state, np.eye(64), {"coral-weight": 0.5})
+    assert set(head) == set(fc_keys(build_model("cnn", 3, 4))) and "personal-head" in state
+    assert {"accuracy", "global-accuracy", "macro-f1", "global-macro-f1"} <= set(m)
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="unknown strategy"):
+        NodeSettings.from_config({"strategy": "fedsgd"})
+    with pytest.raises(ValueError, match="fedhealth-aggregation"):
+        NodeSettings.from_config({"strategy": "fedhealth", "fedhealth-aggregation": "x"})
+    assert NodeSettings.from_config({"strategy": "fedhealth", "fedhealth-aggregation": "fedap"}).local_bn
+    assert not NodeSettings.from_config({"strategy": "fedhealth"}).local_bn
