@@ -28,10 +28,8 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-track", choices=("locomotion", "gesture"), default=None, help="OPPORTUNITY: which label track (default locomotion)")
 
 
-def load_from_args(args: argparse.Namespace):
-    """Read the dataset the shared arguments name."""
-    from simulations.readers import load_dataset
-
+def reader_options(args: argparse.Namespace) -> dict[str, object]:
+    """Reader options from ``--rate`` and ``--label-track``, checked against ``--dataset``."""
     options: dict[str, object] = {}
     if args.rate is not None:
         if args.dataset != "generic":
@@ -41,7 +39,14 @@ def load_from_args(args: argparse.Namespace):
         if args.dataset != "opportunity":
             raise ValueError(f"--label-track applies to opportunity only, not {args.dataset}")
         options["label_track"] = args.label_track
-    return load_dataset(args.dataset, args.path, **options)
+    return options
+
+
+def load_from_args(args: argparse.Namespace):
+    """Read the dataset the shared arguments name."""
+    from simulations.readers import load_dataset
+
+    return load_dataset(args.dataset, args.path, **reader_options(args))
 
 
 # ------------------------------------------------------------ data info

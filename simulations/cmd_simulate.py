@@ -81,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, object]:
+    from simulations.cli import reader_options
     from simulations.federated import DEFAULT_CONFIG, make_config
 
     subjects = [s for item in args.server_subjects for s in parse_subjects(item)]
@@ -115,14 +116,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, object]:
         dp_noise_multiplier=args.dp_noise,
         dp_clipping_norm=args.dp_clip,
     )
-    if args.rate is not None:
-        if args.dataset != "generic":
-            raise ValueError(f"--rate applies to the generic format only, not {args.dataset}")
-        cfg["rate-hz"] = args.rate
-    if args.label_track is not None:
-        if args.dataset != "opportunity":
-            raise ValueError(f"--label-track applies to opportunity only, not {args.dataset}")
-        cfg["label-track"] = args.label_track
+    for key, value in reader_options(args).items():
+        cfg[key.replace("_", "-")] = value  # rate_hz -> run-config rate-hz
     if args.min_nodes is not None:
         for key in ("min-available-nodes", "min-train-nodes", "min-evaluate-nodes"):
             cfg[key] = args.min_nodes
