@@ -21,6 +21,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.data --json
 	$(PY) -m benchmarks.online --json
+	$(PY) -m benchmarks.simulation --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
