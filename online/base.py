@@ -389,6 +389,18 @@ class BinaryOnlineClassifier(OnlineClassifier):
     def _proba_dict(self, p: np.ndarray) -> dict:
         return {False: float(p[0]), True: float(p[1])}
 
+    # Learners with one real-valued margin f(x) (PA, HetOTL) only define _margin;
+    # ensembles (HomOTL-I/II) override the two methods below.
+    def _margin(self, x: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def _predict_enc(self, x: np.ndarray) -> int:
+        return 1 if self._margin(x) > 0.0 else -1
+
+    def _proba_enc(self, x: np.ndarray) -> np.ndarray:
+        p = pi(self._margin(x))
+        return np.array([1.0 - p, p])
+
 
 class MulticlassOnlineClassifier(OnlineClassifier):
     """Multi-class learner: one row per class, labels encoded by first-seen index."""

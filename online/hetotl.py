@@ -32,7 +32,6 @@ from .base import (
     MulticlassOnlineClassifier,
     check_positive,
     margin_pi,
-    pi,
 )
 from .sources import SourceClassifier
 
@@ -121,15 +120,9 @@ class HetOTL(BinaryOnlineClassifier):
         """(w1, w2) concatenated, a copy."""
         return self._w.copy()
 
-    def _f(self, x: np.ndarray) -> float:
+    def _margin(self, x: np.ndarray) -> float:
         return 0.5 * (float(self._w @ x) + self._c)
 
-    def _predict_enc(self, x: np.ndarray) -> int:
-        return 1 if self._f(x) > 0.0 else -1
-
-    def _proba_enc(self, x: np.ndarray) -> np.ndarray:
-        p = pi(self._f(x))
-        return np.array([1.0 - p, p])
 
     def _update(self, x: np.ndarray, sq: float, y: int, f: float) -> None:
         loss = 1.0 - y * f
@@ -147,10 +140,10 @@ class HetOTL(BinaryOnlineClassifier):
         self._w[m:] += (tau * y / (2.0 * g2)) * x[m:]
 
     def _learn_enc(self, x: np.ndarray, sq: float, y: int) -> None:
-        self._update(x, sq, y, self._f(x))
+        self._update(x, sq, y, self._margin(x))
 
     def _predict_learn_enc(self, x: np.ndarray, sq: float, y: int) -> int:
-        f = self._f(x)
+        f = self._margin(x)
         self._update(x, sq, y, f)
         return 1 if f > 0.0 else -1
 

@@ -38,7 +38,6 @@ from .base import (
     MulticlassOnlineClassifier,
     check_positive,
     margin_pi,
-    pi,
     variant_code,
 )
 
@@ -161,18 +160,12 @@ class PA(BinaryOnlineClassifier):
             return self._w.copy(), self._b
         return ((T + 1) * self._w - self._u) / T, ((T + 1) * self._b - self._ub) / T
 
-    def _pred_score(self, x: np.ndarray) -> float:
+    def _margin(self, x: np.ndarray) -> float:
         if self.average:
             w, b = self.averaged_weights()
             return float(w.dot(x)) + b
         return float(self._w.dot(x)) + self._b
 
-    def _predict_enc(self, x: np.ndarray) -> int:
-        return 1 if self._pred_score(x) > 0.0 else -1
-
-    def _proba_enc(self, x: np.ndarray) -> np.ndarray:
-        p = pi(self._pred_score(x))
-        return np.array([1.0 - p, p])
 
     def _update(self, x: np.ndarray, sq: float, y: int, f: float) -> None:
         self._t += 1
