@@ -8,7 +8,9 @@ in ``context.state`` as ArrayRecords, never in module globals.
 
 Messages handled:
 
-``train``               local training on the received (or local) model
+``train``               local training on the received (or local) model; with
+                        ``secagg`` it goes through Flower's ``secaggplus_mod``
+                        (:mod:`client.secure_aggregation`)
 ``evaluate``            test metrics of the node's model on its own test split
 ``train.personalize``   FedHealth: freeze convs, fine-tune FC layers with CORAL
 ``query.stats``         bottleneck-feature moments (FedHealth's source covariance)
@@ -34,6 +36,7 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from client.data import ClientData, load_partition, spec_from_config
+from client.secure_aggregation import maybe_secaggplus_mod
 from client.train import NodeSettings, node_evaluate, node_personalize, node_stats, node_train, use_one_thread
 
 
@@ -97,7 +100,7 @@ def make_client_app(defaults: Mapping[str, object] | None = None) -> ClientApp:
     defaults = dict(defaults or {})
     app = ClientApp()
 
-    @app.train(mods=[maybe_fixedclipping_mod])
+    @app.train(mods=[maybe_secaggplus_mod, maybe_fixedclipping_mod])
     def train(msg: Message, context: Context) -> Message:
         node = _Node(context, defaults)
         config = _msg_config(msg)

@@ -8,7 +8,9 @@
    model on the data the server holds (FedHealth step 1; FedAP's pretrained
    model);
 3. builds the strategy (:mod:`server.strategies`), optionally wrapped in
-   Flower's differential-privacy wrapper, and calls its ``start()``;
+   Flower's differential-privacy wrapper, and calls its ``start()``, on a
+   Grid that runs each train round through SecAgg+ when ``secagg`` is on
+   (:mod:`server.secure_aggregation`);
 4. for FedHealth, runs the personalisation stage;
 5. writes metrics, models and the summary (:class:`server.report.RunRecorder`).
 """
@@ -64,6 +66,11 @@ class ServerSettings:
     dp: str = "none"
     dp_noise_multiplier: float = 0.0
     dp_clipping_norm: float = 10.0
+    secagg: bool = False
+    secagg_num_shares: float = 1.0
+    secagg_reconstruction_threshold: float = 0.5
+    secagg_max_weight: float = 10000.0
+    secagg_clipping_range: float = 8.0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, object]) -> "ServerSettings":
@@ -100,6 +107,11 @@ class ServerSettings:
             dp=get("dp", d.dp, str),
             dp_noise_multiplier=get("dp-noise-multiplier", d.dp_noise_multiplier, float),
             dp_clipping_norm=get("dp-clipping-norm", d.dp_clipping_norm, float),
+            secagg=get("secagg", d.secagg, bool),
+            secagg_num_shares=get("secagg-num-shares", d.secagg_num_shares, float),
+            secagg_reconstruction_threshold=get("secagg-reconstruction-threshold", d.secagg_reconstruction_threshold, float),
+            secagg_max_weight=get("secagg-max-weight", d.secagg_max_weight, float),
+            secagg_clipping_range=get("secagg-clipping-range", d.secagg_clipping_range, float),
         )
         s.validate()
         return s
@@ -130,8 +142,39 @@ class ServerSettings:
                 )
             if not self.dp_clipping_norm > 0 or self.dp_noise_multiplier < 0:
                 raise ValueError("dp-clipping-norm must be positive and dp-noise-multiplier non-negative")
+        if self.secagg:
+            self._validate_secagg()
         if self.min_replies < 1 or self.eval_every < 1:
             raise ValueError("min-replies and eval-every must be >= 1")
+
+
+    def _validate_secagg(self) -> None:
+        plain_mean = self.strategy in ("fedavg", "fedprox") or (self.strategy == "fedhealth" and self.fedhealth_aggregation == "fedavg")
+        if not plain_mean:
+            raise ValueError(
+                "secagg sums whole-model updates into one weighted mean; it does not apply to "
+                + (f"fedhealth with {self.fedhealth_aggregation} aggregation" if self.strategy == "fedhealth" else self.strategy)
+            )
+        if self.dp == "server-fixed":
+            raise ValueError("dp=server-fixed clips each update on the server, which secagg hides; use dp=client-fixed")
+        if not self.secagg_num_shares > 0 or not 0 < self.secagg_reconstruction_threshold:
+            raise ValueError("secagg-num-shares and secagg-reconstruction-threshold must be positive")
+        if not self.secagg_max_weight > 0 or not self.secagg_clipping_range > 0:
+            raise ValueError("secagg-max-weight and secagg-clipping-range must be positive")
+
+    def secagg_grid(self, grid: Grid) -> Grid:
+        """``grid`` with SecAgg+ on its train rounds (counts > 1 are share counts, else fractions)."""
+        from server.secure_aggregation import SecAggPlusGrid
+
+        as_count = lambda v: int(v) if v > 1 and float(v).is_integer() else float(v)  # noqa: E731
+        return SecAggPlusGrid(  # type: ignore[return-value]
+            grid,
+            num_shares=as_count(self.secagg_num_shares),
+            reconstruction_threshold=as_count(self.secagg_reconstruction_threshold),
+            max_weight=self.secagg_max_weight,
+            clipping_range=self.secagg_clipping_range,
+            timeout=self.round_timeout,
+        )
 
 
 def query_info(grid: Grid, timeout: float, min_nodes: int = 1, wait_s: float = 600.0) -> dict[str, object]:
@@ -225,6 +268,8 @@ def run_server(grid: Grid, cfg: Mapping[str, object]) -> dict[str, object]:
     initial = arrays_to_record(get_arrays(model))
     strategy = build_strategy(s, shared_keys(model), recorder, pretrained=server_X is not None)
     runner = wrap_privacy(strategy, s, info["nodes"])  # type: ignore[arg-type]
+    if s.secagg:
+        grid = s.secagg_grid(grid)
     train_config = ConfigRecord({"local-epochs": s.local_epochs, "learning-rate": s.lr})
     result = runner.start(grid=grid, initial_arrays=initial, num_rounds=s.num_rounds, timeout=s.round_timeout, train_config=train_config)
     final = result.arrays if len(result.arrays) else initial
@@ -245,6 +290,13 @@ def run_server(grid: Grid, cfg: Mapping[str, object]) -> dict[str, object]:
     if s.strategy != "local":
         recorder.save_arrays("global_model", {k: v.numpy() for k, v in final.items()})
     fields: dict[str, object] = {"params": count_params(model)}
+    if s.secagg:
+        rounds = grid.rounds  # type: ignore[attr-defined]
+        fields["secagg"] = {
+            "rounds": len(rounds),
+            "updates_aggregated": sum(r["aggregated"] for r in rounds),
+            "updates_dropped": sum(r["sampled"] - r["aggregated"] for r in rounds),
+        }
     if s.dp != "none":
         fields["dp"] = {"mode": s.dp, "noise_multiplier": s.dp_noise_multiplier, "clipping_norm": s.dp_clipping_norm}
     summary = recorder.finish(**fields)

@@ -74,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dp", choices=DP_MODES, default="none", help="Flower's central DP with fixed clipping")
     p.add_argument("--dp-noise", type=non_negative_float, default=0.0, help="DP noise multiplier")
     p.add_argument("--dp-clip", type=positive_float, default=10.0, help="DP clipping norm")
+    p.add_argument("--secagg", action="store_true", help="Flower's SecAgg+ on every train round: the server sees only the weighted sum (fedavg, fedprox, fedhealth)")
     p.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see pyproject [tool.flwr.app.config])")
     p.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -115,6 +116,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, object]:
         dp=args.dp,
         dp_noise_multiplier=args.dp_noise,
         dp_clipping_norm=args.dp_clip,
+        secagg=args.secagg,
     )
     for key, value in reader_options(args).items():
         cfg[key.replace("_", "-")] = value  # rate_hz -> run-config rate-hz

@@ -34,3 +34,14 @@ def synth_dsads(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth_dsads")
     dsads.write_synthetic(out, n_subjects=4, seed=1, n_segments=6)
     return out
+
+
+@pytest.fixture
+def task_identity():
+    """Flower Messages need a task identity; the Simulation Engine sets one per run."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    saved = (TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id)
+    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 0
+    yield
+    TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = saved

@@ -8,6 +8,7 @@ several tests assert on:
 * ``fedhealth_again``: the same run in-process (determinism);
 * ``fedap_server``: FedAP with a server-held subject (cloud pretraining);
 * ``fedbn_dp``: FedBN with Flower's client-side DP clipping;
+* ``fedhealth_secagg``: ``fedhealth_again`` with SecAgg+ on every train round;
 * ``local_run`` and ``central_run``.
 """
 
@@ -78,6 +79,14 @@ def fedhealth_again(data, tmp_path_factory, fedhealth_cli):
     cfg = _cfg(data, out, strategy="fedhealth", seed=7, fail_partition=1, fail_round=2)
     cfg["progress"] = False
     return simulate(cfg)
+
+
+@pytest.fixture(scope="module")
+def fedhealth_secagg(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_fedhealth_secagg")
+    cfg = _cfg(data, out, strategy="fedhealth", seed=7, fail_partition=1, fail_round=2, secagg=True, secagg_max_weight=100.0)
+    cfg["progress"] = False
+    return simulate(cfg), out
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +169,19 @@ def test_same_seed_same_numbers(fedhealth_cli, fedhealth_again):
     assert strip(second["history"]) == strip(first["history"])
 
 
+def test_secagg_gives_the_plain_run_up_to_quantisation(fedhealth_cli, fedhealth_secagg):
+    summary, out = fedhealth_secagg
+    # Partition 1 crashes in round 2 mid-protocol; SecAgg+ recovers its masks and averages the other 9.
+    assert summary["secagg"] == {"rounds": 3, "updates_aggregated": 29, "updates_dropped": 1}
+    assert [(f["round"], f["stage"]) for f in summary["failures"]] == [(2, "train")]
+    assert summary["history"][1]["train"]["replies"] == 9
+    plain, secure = np.load(fedhealth_cli[1] / "global_model.npz"), np.load(out / "global_model.npz")
+    assert plain.files == secure.files
+    gaps = [np.abs(plain[k] - secure[k]).max() for k in plain.files if plain[k].dtype.kind == "f"]
+    assert 0 < max(gaps) < 0.05, max(gaps)  # stochastic quantisation, not a different algorithm
+    assert abs(summary["mean_accuracy"] - json.loads(fedhealth_cli[0].stdout)["mean_accuracy"]) < 0.05
+
+
 # ------------------------------------------------------------ other strategies
 def test_fedap_with_cloud_pretraining(fedap_server):
     summary, out = fedap_server
@@ -215,6 +237,8 @@ def test_bad_arguments_give_one_line_and_exit_2(data, tmp_path, capsys):
     assert rc == 2 and "cannot read 'x'" in err
     rc, out, err = run(capsys, *base, "--strategy", "fedap", "--dp", "client-fixed")
     assert rc == 2 and "does not apply to fedap" in err
+    rc, out, err = run(capsys, *base, "--strategy", "fedbn", "--secagg")
+    assert rc == 2 and "secagg" in err and "does not apply to fedbn" in err and err.count("\n") == 1
     rc, out, err = run(capsys, *base, "--min-nodes", "11")
     assert rc == 2 and "there are 10 devices" in err
     rc, out, err = run(capsys, *base, "--rate", "10")

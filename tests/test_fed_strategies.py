@@ -5,19 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 from server.report import RunRecorder
 from server.strategies import FedAP, FedBN, LocalOnly, TrackedFedAvg, TrackedFedProx, record_to_arrays, split_replies
 
 
-@pytest.fixture(autouse=True)
-def _task_identity():
-    # Messages need a task identity; the Simulation Engine sets one per run.
-    saved = (TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id)
-    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 0
-    yield
-    TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = saved
+pytestmark = pytest.mark.usefixtures("task_identity")
 
 
 class FakeGrid:

@@ -1,0 +1,64 @@
+"""The device side of SecAgg+: Flower's ``secaggplus_mod`` in front of our train handler.
+
+When the server runs with ``secagg = true`` (see :mod:`server.secure_aggregation`),
+every ``train`` message of a federated round is one of the four SecAgg+
+stages and carries a ``secaggplus`` ConfigRecord.  Flower's
+:func:`flwr.client.mod.secaggplus_mod` answers the key-exchange stages
+itself; in the ``collect masked vectors`` stage it calls our train handler,
+then quantises, weights and masks the update before it leaves the device.
+
+The mod reads the update as a legacy ``FitRes``; :func:`as_fitres_reply`
+writes our reply in that form, with the arrays in the order the server sent
+them, and the node's identity and training metrics in ``fitres.metrics`` (the
+mod forwards those in plain text, as Flower's SecAgg+ always does).
+A ``train`` message without the ``secaggplus`` record passes through
+untouched, so the same ClientApp serves runs with and without SecAgg+.
+"""
+
+from __future__ import annotations
+
+import flwr.compat.common.recorddict_compat as compat
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
+from flwr.client.mod import secaggplus_mod
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+
+# fitres.metrics keys that carry the node's identity (server.secure_aggregation reads them back)
+CLIENT_KEYS = ("client-id", "partition-id")
+
+
+def as_fitres_reply(request: Message, reply: Message) -> Message:
+    """Our ``train`` reply rewritten as the legacy FitRes records ``secaggplus_mod`` expects."""
+    if reply.has_error():
+        return reply
+    sent = request.content.array_records.get("arrays") or ArrayRecord()
+    arrays = reply.content.array_records.get("arrays") or ArrayRecord()
+    if list(arrays.keys()) != list(sent.keys()):
+        # SecAgg+ sums whole vectors: a node cannot keep some layers back (FedBN) or add new ones.
+        raise ValueError(
+            f"SecAgg+ needs the update to have exactly the arrays the server sent; sent {len(sent)}, "
+            f"replied with {len(arrays)} ({sorted(set(arrays.keys()) ^ set(sent.keys()))[:3]} differ)"
+        )
+    metrics = reply.content.metric_records.get("metrics") or MetricRecord()
+    client = reply.content.config_records.get("client") or ConfigRecord()
+    fitres_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    fitres_metrics.update({k: client[k] for k in CLIENT_KEYS if k in client})
+    fitres = FitRes(
+        status=Status(Code.OK, "Success"),
+        parameters=ndarrays_to_parameters([arrays[k].numpy() for k in sent.keys()]),
+        num_examples=int(metrics.get("num-examples", 0)),  # type: ignore[arg-type]
+        metrics=fitres_metrics,  # type: ignore[arg-type]
+    )
+    content = compat.fitres_to_recorddict(fitres, keep_input=False)
+    return Message(content=content, reply_to=request)
+
+
+def maybe_secaggplus_mod(msg: Message, context: Context, call_next) -> Message:
+    """Flower's ``secaggplus_mod`` for SecAgg+ stage messages; anything else passes through."""
+    if RECORD_KEY_CONFIGS not in msg.content.config_records:
+        return call_next(msg, context)
+
+    def train_as_fitres(request: Message, ctx: Context) -> Message:
+        return as_fitres_reply(request, call_next(request, ctx))
+
+    return secaggplus_mod(msg, context, train_as_fitres)
