@@ -17,6 +17,9 @@ untouched, so the same ClientApp serves runs with and without SecAgg+.
 
 from __future__ import annotations
 
+import zlib
+
+import numpy as np
 import flwr.compat.common.recorddict_compat as compat
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.client.mod import secaggplus_mod
@@ -54,11 +57,24 @@ def as_fitres_reply(request: Message, reply: Message) -> Message:
 
 
 def maybe_secaggplus_mod(msg: Message, context: Context, call_next) -> Message:
-    """Flower's ``secaggplus_mod`` for SecAgg+ stage messages; anything else passes through."""
+    """Flower's ``secaggplus_mod`` for SecAgg+ stage messages; anything else passes through.
+
+    The mod's stochastic quantisation draws from numpy's global generator.  Seeding it from
+    the update's own bytes makes a run reproducible (the masks cancel exactly, so they do
+    not matter); the generator's previous state is restored afterwards.
+    """
     if RECORD_KEY_CONFIGS not in msg.content.config_records:
         return call_next(msg, context)
 
     def train_as_fitres(request: Message, ctx: Context) -> Message:
-        return as_fitres_reply(request, call_next(request, ctx))
+        reply = as_fitres_reply(request, call_next(request, ctx))
+        if not reply.has_error():
+            tensors = reply.content.array_records["fitres.parameters"]
+            np.random.seed(zlib.crc32(b"".join(a.data for a in tensors.values())))
+        return reply
 
-    return secaggplus_mod(msg, context, train_as_fitres)
+    saved = np.random.get_state()
+    try:
+        return secaggplus_mod(msg, context, train_as_fitres)
+    finally:
+        np.random.set_state(saved)
