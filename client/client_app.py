@@ -12,7 +12,9 @@ Messages handled:
                         ``secagg`` it goes through Flower's ``secaggplus_mod``
                         (:mod:`client.secure_aggregation`)
 ``evaluate``            test metrics of the node's model on its own test split
-``train.personalize``   FedHealth: freeze convs, fine-tune FC layers with CORAL
+``train.personalize``   FedHealth: freeze convs, fine-tune FC layers with CORAL; the
+                        head is written to this device's ``out-dir`` (client.storage)
+                        and the reply carries metrics only
 ``query.stats``         bottleneck-feature moments (FedHealth's source covariance)
 ``query.info``          input and class counts, so the server can build the model
 
@@ -37,6 +39,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from client.data import ClientData, load_partition, spec_from_config
 from client.secure_aggregation import maybe_secaggplus_mod
+from client.storage import save_head
 from client.train import NodeSettings, node_evaluate, node_personalize, node_stats, node_train, use_one_thread
 
 
@@ -133,7 +136,8 @@ def make_client_app(defaults: Mapping[str, object] | None = None) -> ClientApp:
             node.data, node.settings, to_arrays(msg.content.array_records.get("arrays")), state, cov, _msg_config(msg)
         )
         _save_state(context, state)
-        content = RecordDict({"head": to_record(head), "metrics": MetricRecord(metrics), "client": node.client_record()})
+        save_head(str(node.cfg.get("out-dir", "")), node.data.client_id, head)  # on this device's disk; never sent
+        content = RecordDict({"metrics": MetricRecord(metrics), "client": node.client_record()})
         return Message(content=content, reply_to=msg)
 
     @app.query("stats")

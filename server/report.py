@@ -15,7 +15,8 @@ return value is lost.  In ``out-dir``:
 ``global_model.npz``
     the final global model (state-dict keys → arrays).
 ``heads/<client>.npz``
-    each device's personalised FC layers (FedHealth).
+    each device's personalised FC layers (FedHealth), written by the device
+    itself (:mod:`client.storage`): heads never reach the server.
 
 Progress goes to stderr, one line per round.
 """
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from client.storage import save_npz
 
 
 def summarise(per_client: Mapping[str, Mapping[str, float]]) -> dict[str, object]:
@@ -71,10 +74,6 @@ def short_reason(reason: str) -> str:
     return (hits[-1] if hits else (lines[-1] if lines else reason))[:300]
 
 
-def _safe_name(client_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in client_id)
-
-
 class RunRecorder:
     """Collects per-round results; writes JSONL, models and the summary."""
 
@@ -108,12 +107,7 @@ class RunRecorder:
 
     def save_arrays(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
         if self.out is not None and arrays:
-            path = self.out / f"{name}.npz"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, **{k: np.asarray(v) for k, v in arrays.items()})
-
-    def save_head(self, client_id: str, arrays: Mapping[str, np.ndarray]) -> None:
-        self.save_arrays(f"heads/{_safe_name(client_id)}", arrays)
+            save_npz(self.out / f"{name}.npz", arrays)
 
     # ------------------------------------------------------------ events
     def event(self, name: str, **fields) -> None:

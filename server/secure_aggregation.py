@@ -19,8 +19,8 @@ Flower's legacy path hands ``aggregate_fit``.  FedAvg of identical arrays is
 those arrays, so FedAvg, FedProx and FedHealth's rounds work unchanged.
 
 Only the federated ``train`` rounds are protected.  Evaluation metrics,
-example counts, FedHealth's feature moments and personalised heads travel in
-plain text (docs/federated.md says what each privacy option covers).
+example counts and FedHealth's feature moments travel in plain text
+(docs/federated.md says what each privacy option covers).
 """
 
 from __future__ import annotations

@@ -363,7 +363,6 @@ class _Personalizing:
                 "global_accuracy": float(mr["global-accuracy"]), "global_macro_f1": float(mr["global-macro-f1"]),  # type: ignore[arg-type]
                 "n": int(mr["num-examples"]),  # type: ignore[arg-type]
             }
-            recorder.save_head(cid, record_to_arrays(m.content["head"]))
         recorder.extra["source_covariance"] = source
         recorder.personalized_results(per_client, time.perf_counter() - t0)
         return per_client

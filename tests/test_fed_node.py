@@ -94,3 +94,32 @@ def test_bad_settings():
         NodeSettings.from_config({"strategy": "fedhealth", "fedhealth-aggregation": "x"})
     assert NodeSettings.from_config({"strategy": "fedhealth", "fedhealth-aggregation": "fedap"}).local_bn
     assert not NodeSettings.from_config({"strategy": "fedhealth"}).local_bn
+
+
+def test_the_personalised_head_stays_on_the_device(synth_dsads, tmp_path, task_identity):
+    from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+
+    from client.client_app import make_client_app
+    from simulations.federated import make_config
+
+    app = make_client_app(make_config(data_path=str(synth_dsads), out_dir=str(tmp_path), personalize_epochs=1))
+    ctx = Context(run_id=1, node_id=7, node_config={"partition-id": 3}, state=RecordDict(), run_config={})
+    info = app(Message(RecordDict({"config": ConfigRecord()}), dst_node_id=7, message_type="query.info"), ctx)
+    n_inputs, n_classes = int(info.content["metrics"]["n-inputs"]), int(info.content["metrics"]["n-classes"])
+    model = build_model("cnn", n_inputs, n_classes, seed=0)
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord({k: Array(v) for k, v in get_arrays(model).items()}),
+            "source": ArrayRecord({"cov": Array(np.eye(64, dtype=np.float32))}),
+            "config": ConfigRecord({"personalize-epochs": 1}),
+        }
+    )
+    reply = app(Message(content, dst_node_id=7, message_type="train.personalize"), ctx)
+    assert not reply.has_error() and len(reply.content.array_records) == 0  # metrics only
+    client_id = reply.content["client"]["client-id"]
+    (path,) = (tmp_path / "heads").glob("*.npz")
+    assert path.name == client_id.replace("/", "_") + ".npz"
+    head = np.load(path)
+    assert set(head.files) == set(fc_keys(model))
+    np.testing.assert_array_equal(head["head.weight"], ctx.state["personal-head"]["head.weight"].numpy())
+    assert not list((tmp_path / "heads").glob(".*tmp"))
