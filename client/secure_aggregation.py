@@ -24,7 +24,7 @@ import flwr.compat.common.recorddict_compat as compat
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.client.mod import secaggplus_mod
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
-from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE
 
 # fitres.metrics keys that carry the node's identity (server.secure_aggregation reads them back)
 CLIENT_KEYS = ("client-id", "partition-id")
@@ -56,6 +56,29 @@ def as_fitres_reply(request: Message, reply: Message) -> Message:
     return Message(content=content, reply_to=request)
 
 
+def check_range(fitres_reply: Message, protocol: ConfigRecord | None) -> None:
+    """Refuse an update that SecAgg+ would corrupt without a word (Flower only logs it).
+
+    The mod scales the update by num_examples / max_weight, which must not
+    exceed 1, and clips it to ±clipping_range.  Past either limit the sum
+    would be wrong, so the device drops out of the round with this error,
+    which the server records as the reason.
+    """
+    if protocol is None:
+        return
+    clip, max_weight = float(protocol["clipping_range"]), float(protocol["max_weight"])  # type: ignore[arg-type]
+    n = int(fitres_reply.content.metric_records["fitres.num_examples"]["num_examples"])  # type: ignore[arg-type]
+    if n > max_weight:
+        raise ValueError(f"SecAgg+ weight: {n} training examples exceed secagg-max-weight={max_weight:g}; raise it")
+    for i, tensor in enumerate(fitres_reply.content.array_records["fitres.parameters"].values()):
+        peak = float(np.abs(tensor.numpy()).max(initial=0.0))
+        if peak * n / max_weight > clip:
+            raise ValueError(
+                f"SecAgg+ range: array {i} of the update reaches |w| = {peak:.3g}, and |w|·n/max-weight = "
+                f"{peak * n / max_weight:.3g} > secagg-clipping-range {clip:g}; raise it or lower secagg-max-weight"
+            )
+
+
 def maybe_secaggplus_mod(msg: Message, context: Context, call_next) -> Message:
     """Flower's ``secaggplus_mod`` for SecAgg+ stage messages; anything else passes through.
 
@@ -69,6 +92,7 @@ def maybe_secaggplus_mod(msg: Message, context: Context, call_next) -> Message:
     def train_as_fitres(request: Message, ctx: Context) -> Message:
         reply = as_fitres_reply(request, call_next(request, ctx))
         if not reply.has_error():
+            check_range(reply, ctx.state.config_records.get(RECORD_KEY_STATE))
             tensors = reply.content.array_records["fitres.parameters"]
             np.random.seed(zlib.crc32(b"".join(a.data for a in tensors.values())))
         return reply

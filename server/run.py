@@ -67,7 +67,7 @@ class ServerSettings:
     dp_noise_multiplier: float = 0.0
     dp_clipping_norm: float = 10.0
     secagg: bool = False
-    secagg_num_shares: float = 1.0
+    secagg_num_shares: float = 0.0
     secagg_reconstruction_threshold: float = 0.5
     secagg_max_weight: float = 10000.0
     secagg_clipping_range: float = 8.0
@@ -157,19 +157,19 @@ class ServerSettings:
             )
         if self.dp == "server-fixed":
             raise ValueError("dp=server-fixed clips each update on the server, which secagg hides; use dp=client-fixed")
-        if not self.secagg_num_shares > 0 or not 0 < self.secagg_reconstruction_threshold:
-            raise ValueError("secagg-num-shares and secagg-reconstruction-threshold must be positive")
+        if self.secagg_num_shares < 0 or not 0 < self.secagg_reconstruction_threshold:
+            raise ValueError("secagg-num-shares must be >= 0 (0: automatic) and secagg-reconstruction-threshold positive")
         if not self.secagg_max_weight > 0 or not self.secagg_clipping_range > 0:
             raise ValueError("secagg-max-weight and secagg-clipping-range must be positive")
 
     def secagg_grid(self, grid: Grid) -> Grid:
-        """``grid`` with SecAgg+ on its train rounds (counts > 1 are share counts, else fractions)."""
+        """``grid`` with SecAgg+ on its train rounds (values > 1 are counts, else fractions; 0 is automatic)."""
         from server.secure_aggregation import SecAggPlusGrid
 
         as_count = lambda v: int(v) if v > 1 and float(v).is_integer() else float(v)  # noqa: E731
         return SecAggPlusGrid(  # type: ignore[return-value]
             grid,
-            num_shares=as_count(self.secagg_num_shares),
+            num_shares=as_count(self.secagg_num_shares) if self.secagg_num_shares > 0 else None,
             reconstruction_threshold=as_count(self.secagg_reconstruction_threshold),
             max_weight=self.secagg_max_weight,
             clipping_range=self.secagg_clipping_range,

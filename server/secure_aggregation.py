@@ -26,6 +26,7 @@ example counts and FedHealth's feature moments travel in plain text
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from typing import cast
 
@@ -45,6 +46,20 @@ from flwr.serverapp import Grid
 
 CLIENT_KEYS = ("client-id", "partition-id")  # as client.secure_aggregation writes them
 ERROR_CODE = 4242  # error replies for devices that dropped out of a SecAgg+ round
+
+
+def auto_num_shares(sampled: int) -> int | float:
+    """Neighbours per node: 2⌈log₂ n⌉ + 1, or everyone (1.0) when that is all of them.
+
+    SecAgg+ replaces SecAgg's complete graph with a sparse one of O(log n)
+    neighbours, which keeps its guarantees with high probability (Bell et
+    al. 2020, Sec. 3) while each device's work grows as log n, not n.
+
+    >>> auto_num_shares(40), auto_num_shares(1000), auto_num_shares(5)
+    (13, 21, 1.0)
+    """
+    k = 2 * math.ceil(math.log2(max(sampled, 2))) + 1
+    return 1.0 if k >= sampled else k
 
 
 class _SingleRound(LegacyStrategy):
@@ -79,37 +94,59 @@ class _SingleRound(LegacyStrategy):
         return None
 
 
+class _ErrorLog:
+    """The Grid as the SecAgg+ stages see it, remembering why each node failed."""
+
+    def __init__(self, grid: Grid):
+        self.grid, self.errors = grid, {}
+
+    def send_and_receive(self, messages, *, timeout=None):
+        replies = list(self.grid.send_and_receive(messages, timeout=timeout))
+        for r in replies:
+            if r.has_error():
+                self.errors.setdefault(r.metadata.src_node_id, str(r.error.reason))
+        return replies
+
+
 class SecAggPlusGrid:
     """A Grid whose ``train`` rounds go through SecAgg+; every other message passes through.
 
     ``num_shares`` and ``reconstruction_threshold`` follow
     :class:`~flwr.server.workflow.SecAggPlusWorkflow` (a float is a fraction of
-    the sampled nodes / of the shares).  ``max_weight`` must be at least any
-    device's number of training examples: each update is scaled by
-    ``num_examples / max_weight`` before quantisation, and the mean is
-    recovered by dividing by the (also masked) sum of those factors.
+    the sampled nodes / of the shares).  ``num_shares=None`` picks, each round,
+    :func:`auto_num_shares` of the sampled nodes.  Each update is scaled by
+    ``num_examples / max_weight`` and clipped to ±``clipping_range`` before
+    quantisation, and the mean is recovered by dividing by the (also masked)
+    sum of those factors; a device whose update does not fit drops out of the
+    round with the reason (:func:`client.secure_aggregation.check_range`).
     """
+
+    # Flower's defaults, which this wrapper keeps: 2^22 quantisation levels, sums mod 2^32.
+    QUANTIZATION_RANGE = 2**22
+    MODULUS_RANGE = 2**32
 
     def __init__(
         self,
         grid: Grid,
         *,
-        num_shares: float = 1.0,
+        num_shares: float | None = None,
         reconstruction_threshold: float = 0.5,
         max_weight: float = 10000.0,
         clipping_range: float = 8.0,
         timeout: float | None = None,
     ):
         self.grid = grid
+        self.num_shares = num_shares
         self.max_weight = float(max_weight)
-        self.workflow = SecAggPlusWorkflow(
-            num_shares=num_shares,
-            reconstruction_threshold=reconstruction_threshold,
-            max_weight=self.max_weight,
-            clipping_range=clipping_range,
-            timeout=timeout,
+        self.settings = dict(
+            reconstruction_threshold=reconstruction_threshold, max_weight=self.max_weight, clipping_range=clipping_range, timeout=timeout
         )
+        self.workflow(2)  # Flower validates the settings here, before any round
         self.rounds: list[dict[str, int]] = []  # per SecAgg+ round: sampled, aggregated
+
+    def workflow(self, sampled: int) -> SecAggPlusWorkflow:
+        shares = auto_num_shares(sampled) if self.num_shares is None else self.num_shares
+        return SecAggPlusWorkflow(num_shares=shares, **self.settings)  # type: ignore[arg-type]
 
     def __getattr__(self, name):
         return getattr(self.grid, name)
@@ -122,6 +159,11 @@ class SecAggPlusGrid:
 
     def _secure_round(self, messages: list[Message]) -> list[Message]:
         by_node = {m.metadata.dst_node_id: m for m in messages}
+        if len(by_node) * self.QUANTIZATION_RANGE >= self.MODULUS_RANGE:
+            raise ValueError(
+                f"SecAgg+ sums {len(by_node)} updates quantised to 2^22 levels in 32-bit arithmetic, which "
+                f"overflows above {self.MODULUS_RANGE // self.QUANTIZATION_RANGE - 1} devices per round; sample fewer"
+            )
         cfg = messages[0].content.config_records.get("config") or ConfigRecord()
         server_round = int(cfg.get("server-round", len(self.rounds) + 1))  # type: ignore[arg-type]
         legacy = _SingleRound(self.grid, sorted(by_node))
@@ -133,22 +175,26 @@ class SecAggPlusGrid:
         context.state.config_records[MAIN_CONFIGS_RECORD] = ConfigRecord({WorkflowKey.CURRENT_ROUND: server_round})
         context.state.array_records[MAIN_PARAMS_RECORD] = ArrayRecord()
         state = WorkflowState()
-        wf = self.workflow
-        ok = wf.setup_stage(self.grid, context, state)
+        wf = self.workflow(len(by_node))
+        grid = _ErrorLog(self.grid)
+        ok = wf.setup_stage(grid, context, state)
         if ok:
             # Our own train content replaces the legacy FitIns; each node gets a copy,
             # because the collect stage writes that node's ciphertexts into it.
             state.nid_to_fitins = {nid: copy.deepcopy(by_node[nid].content) for nid in state.nid_to_fitins}
             ok = (
-                wf.share_keys_stage(self.grid, context, state)
-                and wf.collect_masked_vectors_stage(self.grid, context, state)
-                and wf.unmask_stage(self.grid, context, state)
+                wf.share_keys_stage(grid, context, state)
+                and wf.collect_masked_vectors_stage(grid, context, state)
+                and wf.unmask_stage(grid, context, state)
             )
         replies = self._replies(by_node, legacy) if ok and legacy.aggregate is not None else []
         self.rounds.append({"round": server_round, "sampled": len(by_node), "aggregated": len(replies)})
         answered = {m.metadata.src_node_id for m in replies}
-        reason = "dropped out of the SecAgg+ round" if ok else "SecAgg+ round halted: too few nodes to unmask the sum"
-        replies += [Message(Error(code=ERROR_CODE, reason=reason), reply_to=by_node[n]) for n in sorted(set(by_node) - answered)]
+        halted = "" if ok else "SecAgg+ round halted: too few nodes to unmask the sum. "
+        for n in sorted(set(by_node) - answered):
+            why = grid.errors.get(n, "no reply within round-timeout" if ok else "")
+            reason = halted + (f"dropped out of the SecAgg+ round: {why}" if why else "")
+            replies.append(Message(Error(code=ERROR_CODE, reason=reason.strip()), reply_to=by_node[n]))
         return replies
 
     def _replies(self, by_node: dict[int, Message], legacy: _SingleRound) -> list[Message]:
@@ -160,11 +206,6 @@ class SecAggPlusGrid:
         arrays = ArrayRecord({k: Array(np.asarray(a, dtype=sent[k].numpy().dtype)) for k, a in zip(sent.keys(), aggregate)})
         out = []
         for proxy, fitres in legacy.results:
-            if fitres.num_examples > self.max_weight:
-                raise ValueError(
-                    f"secagg-max-weight={self.max_weight:g} is below the {fitres.num_examples} training examples of "
-                    f"node {proxy.node_id}: SecAgg+ would overflow its weights; raise secagg-max-weight"
-                )
             metrics = {k: v for k, v in fitres.metrics.items() if k not in CLIENT_KEYS and isinstance(v, (int, float))}
             client = {k: fitres.metrics[k] for k in CLIENT_KEYS if k in fitres.metrics}
             content = RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics), "client": ConfigRecord(client)})  # type: ignore[arg-type]

@@ -74,7 +74,7 @@ DEFAULT_CONFIG: dict[str, object] = {
     "dp-noise-multiplier": 0.0,
     "dp-clipping-norm": 10.0,
     "secagg": False,
-    "secagg-num-shares": 1.0,
+    "secagg-num-shares": 0.0,
     "secagg-reconstruction-threshold": 0.5,
     "secagg-max-weight": 10000.0,
     "secagg-clipping-range": 8.0,

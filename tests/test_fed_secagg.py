@@ -19,7 +19,7 @@ from flwr.common.secure_aggregation.secaggplus_constants import Key
 from client.secure_aggregation import as_fitres_reply, maybe_secaggplus_mod
 from server.report import RunRecorder
 from server.run import ServerSettings
-from server.secure_aggregation import SecAggPlusGrid
+from server.secure_aggregation import SecAggPlusGrid, auto_num_shares
 from server.strategies import TrackedFedAvg
 
 START = np.array([0.25, -1.0, 3.0], dtype=np.float32)
@@ -138,8 +138,18 @@ def test_a_device_that_crashes_mid_round_is_dropped_and_the_rest_still_average()
     assert sorted(r.metadata.src_node_id for r in ok) == [1, 2, 4, 5]
     np.testing.assert_allclose(ok[0].content["arrays"]["w"].numpy(), weighted_mean([1, 2, 4, 5]), atol=1e-4)
     (dropped,) = [r for r in replies if r.has_error()]
-    assert dropped.metadata.src_node_id == 3 and "SecAgg+" in dropped.error.reason
+    assert dropped.metadata.src_node_id == 3 and "SecAgg+" in dropped.error.reason and "device battery died" in dropped.error.reason
     assert grid.rounds == [{"round": 1, "sampled": 5, "aggregated": 4}]
+
+
+def test_a_sparse_neighbour_graph_also_recovers_a_dropout():
+    nodes = list(range(1, 13))  # auto: 9 neighbours each of 12, not the complete graph
+    assert auto_num_shares(12) == 9
+    grid = SecAggPlusGrid(InProcessGrid(toy_app(crash={7}), nodes), max_weight=1000.0)
+    replies = grid.send_and_receive(train_messages(nodes))
+    ok = [r for r in replies if not r.has_error()]
+    assert len(ok) == 11
+    np.testing.assert_allclose(ok[0].content["arrays"]["w"].numpy(), weighted_mean([n for n in nodes if n != 7]), atol=1e-4)
 
 
 def test_too_few_survivors_halt_the_round_and_fedavg_keeps_the_model():
@@ -175,10 +185,28 @@ def test_other_messages_and_plain_train_messages_pass_through():
     np.testing.assert_allclose(plain[0].content["arrays"]["w"].numpy(), update_of(2))
 
 
-def test_a_device_over_max_weight_is_a_clear_error():
-    nodes = [5, 6]
-    with pytest.raises(ValueError, match="secagg-max-weight=50 is below the 60 training examples"):
-        SecAggPlusGrid(InProcessGrid(toy_app(), nodes), max_weight=50.0).send_and_receive(train_messages(nodes))
+def test_a_device_over_max_weight_drops_out_with_the_reason():
+    nodes = [1, 2, 6]  # node 6 trained on 60 examples
+    replies = SecAggPlusGrid(InProcessGrid(toy_app(), nodes), max_weight=50.0).send_and_receive(train_messages(nodes))
+    (bad,) = [r for r in replies if r.has_error()]
+    assert bad.metadata.src_node_id == 6 and "60 training examples exceed secagg-max-weight=50" in bad.error.reason
+    ok = [r for r in replies if not r.has_error()]
+    np.testing.assert_allclose(ok[0].content["arrays"]["w"].numpy(), weighted_mean([1, 2]), atol=1e-4)
+
+
+def test_an_update_the_quantiser_would_clip_drops_that_device_with_the_reason():
+    # Node 4 moves w[1] to -9: scaled by 40/50 that is -7.2 (inside ±8); node 5's -11·50/50 is not.
+    nodes = [3, 4, 5]
+    replies = SecAggPlusGrid(InProcessGrid(toy_app(), nodes), max_weight=50.0).send_and_receive(train_messages(nodes))
+    (bad,) = [r for r in replies if r.has_error()]
+    assert bad.metadata.src_node_id == 5 and "> secagg-clipping-range 8" in bad.error.reason
+    ok = [r for r in replies if not r.has_error()]
+    np.testing.assert_allclose(ok[0].content["arrays"]["w"].numpy(), weighted_mean([3, 4]), atol=1e-4)
+
+
+def test_more_devices_than_the_modulus_allows_is_a_clear_error():
+    with pytest.raises(ValueError, match="overflows above 1023 devices"):
+        SecAggPlusGrid(InProcessGrid(toy_app(), []), max_weight=1e5).send_and_receive(train_messages(range(1, 1025)))
 
 
 def test_an_update_with_other_arrays_than_sent_is_refused():
