@@ -185,23 +185,21 @@ def test_other_messages_and_plain_train_messages_pass_through():
     np.testing.assert_allclose(plain[0].content["arrays"]["w"].numpy(), update_of(2))
 
 
-def test_a_device_over_max_weight_drops_out_with_the_reason():
-    nodes = [1, 2, 6]  # node 6 trained on 60 examples
+@pytest.mark.parametrize(
+    "nodes, bad_node, reason",
+    [
+        # node 6 trained on 60 examples, more than max-weight 50
+        ([1, 2, 6], 6, "60 training examples exceed secagg-max-weight=50"),
+        # node 4's w[1] = -9 scaled by 40/50 is -7.2, inside ±8; node 5's -11·50/50 is not
+        ([3, 4, 5], 5, "> secagg-clipping-range 8"),
+    ],
+)
+def test_an_update_secagg_would_corrupt_drops_that_device_with_the_reason(nodes, bad_node, reason):
     replies = SecAggPlusGrid(InProcessGrid(toy_app(), nodes), max_weight=50.0).send_and_receive(train_messages(nodes))
     (bad,) = [r for r in replies if r.has_error()]
-    assert bad.metadata.src_node_id == 6 and "60 training examples exceed secagg-max-weight=50" in bad.error.reason
+    assert bad.metadata.src_node_id == bad_node and reason in bad.error.reason
     ok = [r for r in replies if not r.has_error()]
-    np.testing.assert_allclose(ok[0].content["arrays"]["w"].numpy(), weighted_mean([1, 2]), atol=1e-4)
-
-
-def test_an_update_the_quantiser_would_clip_drops_that_device_with_the_reason():
-    # Node 4 moves w[1] to -9: scaled by 40/50 that is -7.2 (inside ±8); node 5's -11·50/50 is not.
-    nodes = [3, 4, 5]
-    replies = SecAggPlusGrid(InProcessGrid(toy_app(), nodes), max_weight=50.0).send_and_receive(train_messages(nodes))
-    (bad,) = [r for r in replies if r.has_error()]
-    assert bad.metadata.src_node_id == 5 and "> secagg-clipping-range 8" in bad.error.reason
-    ok = [r for r in replies if not r.has_error()]
-    np.testing.assert_allclose(ok[0].content["arrays"]["w"].numpy(), weighted_mean([3, 4]), atol=1e-4)
+    np.testing.assert_allclose(ok[0].content["arrays"]["w"].numpy(), weighted_mean([n for n in nodes if n != bad_node]), atol=1e-4)
 
 
 def test_more_devices_than_the_modulus_allows_is_a_clear_error():
