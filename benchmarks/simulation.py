@@ -1,6 +1,6 @@
 """Benchmark: Flower simulation at 10, 100 and 1,000 clients; FedHealth's overhead over FedAvg.
 
-    python -m benchmarks.simulation [--clients 10 100 1000] [--rounds R] [--json]
+    python -m benchmarks.simulation [--clients 10 100 1000] [--rounds R] [--secagg] [--json]
 
 For each client count, in one process and one after the other, it runs plain
 Flower FedAvg and then FedHealth (same tiny CNN: width 8, bottleneck 16; same in-memory synthetic
@@ -30,6 +30,10 @@ measured in the same run (cloud pretraining and the one-time
 personalisation excluded; ``overhead_amortised_30_rounds`` adds the
 personalisation spread over 30 rounds).  Identical runs vary by about ±25 %
 on a shared machine; compare ratios, not absolute times.
+
+``--secagg`` adds a third run per client count, FedAvg with SecAgg+ on every
+train round (automatic neighbour count), and prints
+``secagg_overhead_vs_fedavg``: its seconds per round over plain FedAvg's.
 """
 
 from __future__ import annotations
@@ -112,9 +116,9 @@ def run_one(strategy: str, clients: int, rounds: int, out: Path) -> dict[str, ob
     from simulations.federated import make_config, simulate
 
     cfg = make_config(
-        dataset="synthetic", data_path=f"devices={clients}", strategy=strategy, num_server_rounds=rounds,
+        dataset="synthetic", data_path=f"devices={clients}", strategy=strategy.removesuffix("+secagg"), num_server_rounds=rounds,
         local_epochs=1, model_width=8, bottleneck=16, personalize_epochs=5, out_dir=str(out), progress=False,
-        min_available_nodes=clients, min_train_nodes=2, min_evaluate_nodes=2,
+        min_available_nodes=clients, min_train_nodes=2, min_evaluate_nodes=2, secagg=strategy.endswith("+secagg"),
     )
     base = tree_rss_mb()
     t0 = time.time()
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, nargs="+", default=[10, 100, 1000])
     ap.add_argument("--rounds", type=int, default=None, help="rounds per run (>= 2; default 6 up to 100 clients, 3 above)")
+    ap.add_argument("--secagg", action="store_true", help="also run FedAvg with SecAgg+ and report its overhead")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     if (args.rounds is not None and args.rounds < 2) or any(c < 2 for c in args.clients):
@@ -164,10 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {"cores": os.cpu_count(), "runs": {}}
     overhead: dict[str, float] = {}
     amortised: dict[str, float] = {}
+    secagg_overhead: dict[str, float] = {}
+    strategies = ("fedavg", "fedhealth") + (("fedavg+secagg",) if args.secagg else ())
     with tempfile.TemporaryDirectory(prefix="fedotl-bench-") as tmp:
         for n in args.clients:
             row = {}
-            for strategy in ("fedavg", "fedhealth"):
+            for strategy in strategies:
                 print(f"[bench] {strategy} with {n} clients ...", file=sys.stderr, flush=True)
                 rounds = args.rounds if args.rounds is not None else (6 if n <= 100 else 3)
                 row[strategy] = run_one(strategy, n, rounds, Path(tmp) / f"{strategy}-{n}")
@@ -181,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             overhead[str(n)] = round(fh["seconds_per_round"] / fa["seconds_per_round"], 3)
             pers = float(fh.get("personalize_s") or 0.0)
             amortised[str(n)] = round((fh["seconds_per_round"] + pers / 30) / fa["seconds_per_round"], 3)
+            if args.secagg:
+                secagg_overhead[str(n)] = round(row["fedavg+secagg"]["seconds_per_round"] / fa["seconds_per_round"], 3)
             results["runs"][str(n)] = row  # type: ignore[index]
     sizes = sorted(int(n) for n in results["runs"])  # type: ignore[union-attr]
     first = results["runs"][str(sizes[0])]  # type: ignore[index]
@@ -189,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             r["marginal_mb_per_client"] = round((r["peak_mb"] - first[s_name]["peak_mb"]) / (n - sizes[0]), 4)
     results["overhead_vs_fedavg"] = overhead
     results["overhead_amortised_30_rounds"] = amortised
+    if args.secagg:
+        results["secagg_overhead_vs_fedavg"] = secagg_overhead
     results["peak_mb_max"] = max(r[s]["peak_mb"] for r in results["runs"].values() for s in r)  # type: ignore[union-attr]
     if args.json:
         print(json.dumps(results))
@@ -198,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         for s, r in row.items():
             print(f"{n:>8} {s:>10} {r['seconds_per_round']:>8.2f} {r['first_round_s']:>8.1f} {r['peak_mb']:>8.0f} {r['mb_per_client']:>10.3f}")
         print(f"{n:>8} overhead_vs_fedavg {overhead[n]:.2f} (with personalisation over 30 rounds {amortised[n]:.2f})")
+        if args.secagg:
+            print(f"{n:>8} secagg_overhead_vs_fedavg {secagg_overhead[n]:.2f}")
     return 0
 
 
