@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import zlib
 
-import numpy as np
 import flwr.compat.common.recorddict_compat as compat
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.client.mod import secaggplus_mod
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
@@ -90,7 +90,13 @@ def maybe_secaggplus_mod(msg: Message, context: Context, call_next) -> Message:
         return call_next(msg, context)
 
     def train_as_fitres(request: Message, ctx: Context) -> Message:
-        reply = as_fitres_reply(request, call_next(request, ctx))
+        # The handler (and Flower's fixedclipping_mod, which wants one ConfigRecord) sees
+        # the plain train message; the mod already holds the protocol record.
+        protocol_record = request.content.config_records.pop(RECORD_KEY_CONFIGS)
+        try:
+            reply = as_fitres_reply(request, call_next(request, ctx))
+        finally:
+            request.content.config_records[RECORD_KEY_CONFIGS] = protocol_record
         if not reply.has_error():
             check_range(reply, ctx.state.config_records.get(RECORD_KEY_STATE))
             tensors = reply.content.array_records["fitres.parameters"]

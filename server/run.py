@@ -147,7 +147,6 @@ class ServerSettings:
         if self.min_replies < 1 or self.eval_every < 1:
             raise ValueError("min-replies and eval-every must be >= 1")
 
-
     def _validate_secagg(self) -> None:
         plain_mean = self.strategy in ("fedavg", "fedprox") or (self.strategy == "fedhealth" and self.fedhealth_aggregation == "fedavg")
         if not plain_mean:

@@ -32,11 +32,11 @@ def update_of(node: int) -> np.ndarray:
     return START + np.array([node, -2.0 * node, 0.5], dtype=np.float32)
 
 
-def toy_app(crash: set[int] = frozenset()) -> ClientApp:
+def toy_app(crash: set[int] = frozenset(), mods=(maybe_secaggplus_mod,)) -> ClientApp:
     """Node n trains on 10·n examples and moves w to update_of(n); nodes in ``crash`` raise."""
     app = ClientApp()
 
-    @app.train(mods=[maybe_secaggplus_mod])
+    @app.train(mods=list(mods))
     def train(msg: Message, context: Context) -> Message:
         node = msg.metadata.dst_node_id
         if node in crash:
@@ -171,6 +171,25 @@ def test_fedavg_over_the_secure_replies_is_the_secure_mean():
     arrays, metrics = strategy.aggregate_train(1, replies)
     np.testing.assert_allclose(arrays["w"].numpy(), weighted_mean(nodes), atol=1e-4)
     assert metrics["train-loss"] == pytest.approx((20 * 0.2 + 30 * 0.3 + 40 * 0.4) / 90)
+
+
+def test_client_side_dp_clipping_happens_on_the_device_before_masking():
+    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
+
+    from client.client_app import maybe_fixedclipping_mod
+
+    nodes = [1, 2, 3]
+    inner = InProcessGrid(toy_app(mods=(maybe_secaggplus_mod, maybe_fixedclipping_mod)), nodes)
+    grid = SecAggPlusGrid(inner, max_weight=100.0)
+    fedavg = TrackedFedAvg(min_train_nodes=3, min_evaluate_nodes=1, min_available_nodes=3)
+    fedavg.setup_tracking(RunRecorder(None, "t", 1, progress=False), num_rounds=1)
+    dp = DifferentialPrivacyClientSideFixedClipping(fedavg, noise_multiplier=0.0, clipping_norm=1.0, num_sampled_clients=3)
+    messages = dp.configure_train(1, ArrayRecord({"w": Array(START)}), ConfigRecord(), grid)
+    arrays, _ = dp.aggregate_train(1, grid.send_and_receive(messages))
+    deltas = [update_of(n) - START for n in nodes]
+    clipped = [d / max(1.0, float(np.linalg.norm(d))) for d in deltas]  # each device clips its own ‖Δ‖ to 1
+    expected = START + np.average(clipped, axis=0, weights=[10, 20, 30])
+    np.testing.assert_allclose(arrays["w"].numpy(), expected, atol=1e-4)
 
 
 def test_other_messages_and_plain_train_messages_pass_through():
