@@ -1,5 +1,6 @@
 """Online transfer learning on streams: PA family, OTL (HomOTL-I/II, HetOTL), HomOTLMS,
-HomOTL-ODDM, baselines, a batched multi-device engine and prequential evaluation.
+HomOTL-ODDM, baselines, online target standardisation, a batched multi-device engine and
+prequential evaluation.
 
 Every learner is a :class:`river.base.Classifier` (``learn_one`` / ``predict_one`` /
 ``predict_proba_one`` on dict features) over a numpy array path (``learn_array``,
@@ -33,6 +34,7 @@ from .sources import (
     from_torch,
     train_averaged_pa,
 )
+from .standardized import TargetStandardized
 
 __all__ = [
     "PA",
@@ -55,6 +57,7 @@ __all__ = [
     "ProjectedSource",
     "SourceClassifier",
     "SourceOnly",
+    "TargetStandardized",
     "evaluate",
     "evaluate_learner",
     "from_pa",

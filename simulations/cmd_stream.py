@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from online.evaluation import evaluate, results_to_dict
 from simulations.progress import progress
 
+DEFAULT_PRIOR_WEIGHT = 20.0
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from simulations.argtypes import positive_int
+    from simulations.argtypes import bounded, positive_int
     from simulations.cli import add_dataset_args
     from simulations.readers import DATASETS
-    from simulations.stream import DEFAULT_LEARNERS, LEARNERS
+    from simulations.stream import DEFAULT_LEARNERS, LEARNERS, TARGET_STANDARDIZE
 
     p = sub.add_parser(
         "stream",
@@ -37,6 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=",".join(DEFAULT_LEARNERS),
         help=f"comma-separated, from {','.join(LEARNERS)} (default: %(default)s)",
     )
+    p.add_argument(
+        "--target-standardize",
+        choices=TARGET_STANDARDIZE,
+        default="source",
+        help="standardise the stream with the sources' statistics only (source, the default), or "
+        "re-standardise each window with the target windows before it (online)",
+    )
+    p.add_argument(
+        "--prior-weight",
+        type=bounded(float, lambda v: math.isfinite(v) and v > 0, "a positive finite number"),
+        default=None,
+        metavar="M",
+        help="with --target-standardize online: pseudo-windows of the source scale (mean 0, "
+        f"variance 1) the running statistics start from (default {DEFAULT_PRIOR_WEIGHT:g})",
+    )
     p.add_argument("--permutations", type=positive_int, default=20, help="random orders to average (default 20)")
     p.add_argument("--time-order", action="store_true", help="stream in recorded order (adds the persistence baseline)")
     p.add_argument("--window", type=float, default=5.0, help="window length in seconds (default 5)")
@@ -53,6 +71,10 @@ def run_stream(args: argparse.Namespace) -> dict:
     names = [n.strip() for n in args.learners.split(",") if n.strip()]
     if not names:
         raise ValueError("--learners is empty")
+    online_std = args.target_standardize == "online"
+    if args.prior_weight is not None and not online_std:
+        raise ValueError("--prior-weight applies to --target-standardize online only")
+    prior_weight = args.prior_weight if args.prior_weight is not None else DEFAULT_PRIOR_WEIGHT
     ds = load_from_args(args)
     source_ds = None
     if (args.source_dataset is None) != (args.source_path is None):
@@ -70,7 +92,9 @@ def run_stream(args: argparse.Namespace) -> dict:
         window_s=args.window,
         source_ds=source_ds,
     )
-    factories = learner_factories(task, names, seed=args.seed)
+    factories = learner_factories(
+        task, names, seed=args.seed, target_standardize=args.target_standardize, prior_weight=prior_weight
+    )
     results = {}
     # One learner at a time so the bar moves; evaluate() pairs them on the same orders.
     for name in progress(names, desc="learners", unit="learner"):
@@ -85,6 +109,8 @@ def run_stream(args: argparse.Namespace) -> dict:
         "protocol": "time-order" if args.time_order else f"{args.permutations} permutations",
         "n": int(len(task.target.y)),
         "d": int(task.target.X.shape[1]),
+        "target_standardize": args.target_standardize,
+        "prior_weight": prior_weight if online_std else None,
         "learners": results_to_dict(results, args.curve_points),
     }
 
@@ -95,6 +121,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     print(f"target {out['target']} ({out['n']} windows, d={out['d']}); sources {', '.join(out['sources'])}")
+    if out["target_standardize"] == "online":
+        print(f"target standardised online (prior weight {out['prior_weight']:g})")
     print(f"final cumulative mistake rate, {out['protocol']}")
     best = min(v["mistake_rate_mean"] for v in out["learners"].values())
     for name, r in out["learners"].items():

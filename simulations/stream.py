@@ -14,7 +14,10 @@ the fixed source classifiers:
 Features are the per-channel statistics of :data:`ONLINE_STATS` (45 DSADS
 channels × 6 = 270 dimensions), standardised with the mean and standard
 deviation of the pooled *source* windows: the target's own statistics are
-never used offline.
+never used offline.  With ``target_standardize="online"`` every learner is
+wrapped in :class:`online.TargetStandardized`, which re-standardises the
+target stream causally with its own running statistics (shrunk towards the
+source scale), for sources and targets whose sensors differ.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from online import (
     MulticlassPA,
     ProjectedSource,
     SourceOnly,
+    TargetStandardized,
 )
 from online.sources import SourceClassifier, train_averaged_pa
 from simulations.dataset import HARDataset
@@ -43,6 +47,7 @@ from simulations.windows import make_windows
 ONLINE_STATS = ("mean", "std", "min", "max", "p25", "p75")
 LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "fixed", "homotlms", "oddm")
 DEFAULT_LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "homotlms", "oddm")
+TARGET_STANDARDIZE = ("source", "online")
 
 
 @dataclass
@@ -152,11 +157,28 @@ def learner_factories(
     names: Sequence[str],
     seed: int = 0,
     oddm_target_slice: int = 50,
+    target_standardize: str = "source",
+    prior_weight: float = 20.0,
 ) -> dict[str, Callable[[], object]]:
-    """Fresh-learner factories for the named learners (sources are built once)."""
+    """Fresh-learner factories for the named learners (sources are built once).
+
+    ``target_standardize="source"`` streams the task's features as they are
+    (standardised with the sources' statistics).  ``"online"`` wraps every
+    learner in :class:`online.TargetStandardized` with ``prior_weight``, so
+    each target window is re-standardised with the windows before it; ODDM's
+    unlabelled JDA slice is then standardised the same causal way, so that the
+    projections are fitted in the space the learner streams through.
+    """
     unknown = [n for n in names if n not in LEARNERS]
     if unknown:
         raise ValueError(f"unknown learner(s) {unknown}; choose from {', '.join(LEARNERS)}")
+    if target_standardize not in TARGET_STANDARDIZE:
+        raise ValueError(
+            f"target_standardize must be one of {', '.join(TARGET_STANDARDIZE)}, got {target_standardize!r}"
+        )
+    online_std = target_standardize == "online"
+    # built (and prior_weight checked) before any source is trained; fresh, so it learns nothing
+    standardizer = TargetStandardized(MulticlassPA(), prior_weight) if online_std else None
     T = len(task.target.y)
     needs_pooled = {"source", "paio", "homotl1", "homotl2", "fixed"} & set(names)
     pooled = source_classifier(task.pooled, seed=seed) if needs_pooled else None
@@ -180,6 +202,10 @@ def learner_factories(
         elif n == "oddm":
             # JDA sees only an unlabelled slice of the target: its first windows in time.
             Xu = task.target.X[:oddm_target_slice]
+            if standardizer is not None:
+                Xu = standardizer.standardize(Xu)
             projected = tuple(ProjectedSource.fit(d.X, d.y, Xu, name=d.name) for d in task.sources)
             out[n] = lambda p=projected: HomOTLODDM(p, horizon=T)
+    if online_std:
+        return {n: (lambda f=f: TargetStandardized(f(), prior_weight)) for n, f in out.items()}
     return out

@@ -103,3 +103,70 @@ def test_cross_dataset_sources_share_activities_and_channels(ds, tmp_path):
     assert task.target.X.shape[1] == task.sources[0].X.shape[1] == 54
     with pytest.raises(ValueError, match="45 channels, source view 27"):
         build_task(ds, "p1", source_ds=src)  # all DSADS channels vs all PAMAP2 channels
+
+
+def test_online_target_standardization_wraps_every_learner(ds):
+    from online import MulticlassPA, TargetStandardized
+
+    task = build_task(ds, "p2", target_position="LA", source_position="RA")
+    names = ["pa", "source", "paio", "homotl1", "homotlms", "oddm"]
+    plain = learner_factories(task, names)
+    wrapped = learner_factories(task, names, target_standardize="online", prior_weight=5.0)
+    assert not any(isinstance(f(), TargetStandardized) for f in plain.values())  # default unchanged
+    for f in wrapped.values():
+        model = f()
+        assert isinstance(model, TargetStandardized) and model.prior_weight == 5.0
+    X, y = task.target.X, task.target.y
+    expected = TargetStandardized(MulticlassPA(), prior_weight=5.0).prequential(X, y)
+    np.testing.assert_array_equal(wrapped["pa"]().prequential(X, y), expected)
+    with pytest.raises(ValueError, match="target_standardize must be one of source, online"):
+        learner_factories(task, ["pa"], target_standardize="target")
+    with pytest.raises(ValueError, match="prior_weight must be a positive finite number"):
+        learner_factories(task, ["pa"], target_standardize="online", prior_weight=0.0)
+
+
+def test_stream_json_reports_target_standardization(synth_dsads, capsys):
+    base = ["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p3",
+            "--source-position", "RA", "--target-position", "LA", "--learners", "pa,paio",
+            "--permutations", "2", "--json"]
+    assert main(base) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert default["target_standardize"] == "source" and default["prior_weight"] is None
+    assert main([*base, "--target-standardize", "online", "--prior-weight", "7.5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target_standardize"] == "online" and out["prior_weight"] == 7.5
+    assert set(out["learners"]) == {"pa", "paio"} and out["n"] == default["n"]
+    for r in out["learners"].values():
+        assert 0.0 <= r["mistake_rate_mean"] <= 1.0
+    assert main([*base, "--target-standardize", "online"]) == 0
+    assert json.loads(capsys.readouterr().out)["prior_weight"] == 20.0
+
+
+def test_stream_table_mentions_online_standardization(synth_dsads, capsys):
+    rc = main(["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p1",
+               "--learners", "pa", "--permutations", "2", "--target-standardize", "online"])
+    assert rc == 0 and "target standardised online (prior weight 20)" in capsys.readouterr().out
+
+
+def test_stream_prior_weight_needs_online(synth_dsads, capsys):
+    rc = main(["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p1",
+               "--learners", "pa", "--prior-weight", "5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--prior-weight applies to --target-standardize online only" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--target-standardize", "target"], "invalid choice: 'target'"),
+        (["--target-standardize", "online", "--prior-weight", "0"], "expected a positive finite number, got '0'"),
+        (["--target-standardize", "online", "--prior-weight", "inf"], "expected a positive finite number, got 'inf'"),
+        (["--target-standardize", "online", "--prior-weight", "many"], "expected a number, got 'many'"),
+    ],
+)
+def test_stream_bad_standardization_values(synth_dsads, capsys, extra, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p1", *extra])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and needle in err and "Traceback" not in err

@@ -24,6 +24,7 @@ LEARNERS = [
     online.PAIO,
     online.FixedAlphaHomOTL,
     online.Persistence,
+    online.TargetStandardized,
 ]
 
 
@@ -64,8 +65,10 @@ def _sources():
         lambda b, m: online.SourceOnly(m),
         lambda b, m: online.PAIO(b, fit_intercept=False),
         lambda b, m: online.FixedAlphaHomOTL(m, alpha=0.3),
+        lambda b, m: online.TargetStandardized(online.HomOTLMS((b, m), horizon=200), prior_weight=2.0),
     ],
-    ids=["HomOTL1", "HomOTL2", "HetOTL", "MCHomOTL1", "MCHetOTL", "HomOTLMS", "SourceOnly", "PAIO", "FixedAlpha"],
+    ids=["HomOTL1", "HomOTL2", "HetOTL", "MCHomOTL1", "MCHetOTL", "HomOTLMS", "SourceOnly", "PAIO", "FixedAlpha",
+         "TargetStd"],
 )
 def test_check_estimator_with_sources(make):
     checks.check_estimator(make(*_sources()))
