@@ -1,0 +1,194 @@
+"""deploy/: certificates, and a real TLS deployment (SuperLink, SuperNodes, `flwr run`) on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy import local_deployment as ld
+
+ROOT = Path(__file__).resolve().parents[1]
+CERTS_SH = ROOT / "deploy" / "certs.sh"
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not on PATH: deploy/certs.sh cannot make certificates")
+
+
+@pytest.fixture(scope="module")
+def dsads5(tmp_path_factory) -> Path:
+    """Synthetic DSADS with one subject: 5 devices (one per body unit)."""
+    from simulations.readers.dsads import write_synthetic
+
+    out = tmp_path_factory.mktemp("dsads5")
+    write_synthetic(out, n_subjects=1, seed=3, n_segments=4)
+    return out
+
+
+def make_certs(out: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(CERTS_SH), *args, str(out)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("certs")
+    done = make_certs(out)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def free_block(n: int) -> int:
+    """A base port with ``n`` free ports from it, clear of Flower's defaults and of the script's."""
+    for base in range(39800, 39990, 10):
+        try:
+            for port in range(base, base + n):
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    pytest.skip("no block of free ports in 39800-39990")
+
+
+def leftover_processes(marks: list[str], wait: float = 10.0) -> list[str]:
+    """Live (non-zombie) processes whose command line names one of ``marks``, after up to ``wait`` s."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if any(m in cmd for m in marks):
+                found.append(f"{entry.name} {cmd}")
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def deploy(data: Path, certs: Path, tmp: Path, *extra: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, list[str]]:
+    base = free_block(7)
+    cmd = [
+        sys.executable, "-m", "deploy.local_deployment", "--dataset", "dsads", str(data), "--nodes", "5",
+        "--certs", str(certs), "--out", str(tmp / "run"), "--flwr-home", str(tmp / "flwr-home"),
+        "--port", str(base), "--node-port", str(base + 1), "--connect-timeout", "90", "--json", *extra,
+    ]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    marks = [str(certs), str(tmp)] + [f"127.0.0.1:{p}" for p in range(base, base + 6)]
+    return done, marks
+
+
+# ------------------------------------------------------------ certs.sh
+@needs_openssl
+def test_certs_sh_makes_a_ca_and_a_server_cert_with_sans(certs):
+    assert {p.name for p in certs.iterdir()} == {"ca.crt", "ca.key", "server.crt", "server.key"}
+    for key in ("ca.key", "server.key"):
+        assert stat.S_IMODE((certs / key).stat().st_mode) == 0o600
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(certs / "ca.crt"), str(certs / "server.crt")], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    san = subprocess.run(["openssl", "x509", "-in", str(certs / "server.crt"), "-noout", "-ext", "subjectAltName"], capture_output=True, text=True).stdout
+    assert "DNS:localhost" in san and "IP Address:127.0.0.1" in san
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["--days", "x"], ["--hosts"], ["--hosts", "a b;c"], ["one", "two"]])
+def test_certs_sh_bad_arguments(tmp_path, args):
+    done = subprocess.run(["bash", str(CERTS_SH), *args], capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "usage:" in done.stderr
+    assert not (ROOT / "deploy" / "certs" / "one").exists()
+
+
+def test_certs_folder_is_git_ignored():
+    assert "deploy/certs/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+# ------------------------------------------------------------ argument errors
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "dsads", "DATA"], "required: --nodes"),
+        (["--dataset", "dsads", "DATA", "--nodes", "0"], "--nodes: expected a positive integer"),
+        (["--dataset", "dsads", "DATA", "--nodes", "3"], "--nodes 3 but the data gives 5 devices (p1/T, p1/RA, p1/LA, p1/RL, p1/LL)"),
+        (["--dataset", "dsads", "DATA", "--nodes", "5", "--strategy", "central"], "invalid choice: 'central'"),
+        (["--dataset", "dsads", "DATA", "--nodes", "5", "--set", "no-such-key=1"], "--set no-such-key: unknown run-config key"),
+        (["--dataset", "dsads", "DATA", "--nodes", "5", "--set", "local-epochs=two"], "cannot read 'two' as int"),
+        (["--dataset", "dsads", "DATA", "--nodes", "5", "--set", "out-dir=/x"], "use --out instead"),
+        (["--dataset", "dsads", "DATA", "--nodes", "5", "--port", "70000"], "--port: expected a TCP port"),
+        (["--dataset", "dsads", "DATA", "--nodes", "5"], "missing ca.crt, server.crt, server.key"),
+        (["--dataset", "dsads", "MISSING", "--nodes", "5"], "no such file or folder"),
+    ],
+)
+def test_argument_errors_are_one_line_and_exit_2(argv, message, dsads5, tmp_path, capsys):
+    subst = {"DATA": str(dsads5), "MISSING": str(tmp_path / "missing")}
+    # An explicit --certs folder that lacks certificates is an error (the default one would be made).
+    argv = [subst.get(a, a) for a in argv] + ["--out", str(tmp_path / "run"), "--certs", str(tmp_path / "nocerts")]
+    try:
+        rc = ld.main(argv)
+    except SystemExit as exc:  # argparse's own checks
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "run" / "logs").exists()  # nothing was started
+
+
+def test_run_config_file_overrides_only_what_differs(dsads5, tmp_path):
+    args = ld.build_parser().parse_args(["--dataset", "dsads", str(dsads5), "--nodes", "5", "--rounds", "2", "--set", "local-epochs=1", "--secagg"])
+    cfg = ld.run_config_from_args(args, tmp_path / "run")
+    text = ld.write_run_config(cfg, tmp_path / "rc.toml").read_text()
+    import tomllib
+
+    assert tomllib.loads(text) == {
+        "data-path": str(dsads5), "out-dir": str(tmp_path / "run"), "num-server-rounds": 2,
+        "local-epochs": 1, "secagg": True, "min-available-nodes": 5,
+    }  # fmt: skip
+    home = ld.write_flwr_config(tmp_path / "home", 39999, tmp_path / "ca.crt")
+    conn = tomllib.loads(home.read_text())["superlink"]
+    assert conn["default"] == ld.FEDERATION
+    assert conn[ld.FEDERATION] == {"address": "127.0.0.1:39999", "root-certificates": str(tmp_path / "ca.crt")}
+
+
+# ------------------------------------------------------------ end to end
+@needs_openssl
+def test_tls_deployment_end_to_end(dsads5, certs, tmp_path):
+    t0 = time.monotonic()
+    done, marks = deploy(
+        dsads5, certs, tmp_path, "--rounds", "2", "--run-timeout", "400",
+        "--set", "local-epochs=1", "--set", "personalize-epochs=2", "--set", "train-fraction=0.5", "--set", "eval-every=2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["status"] == "finished:completed"
+    # Cross-check the outcome the script read with Flower's record of the run.
+    assert result["summary"]["clients"] == 5 and result["summary"]["rounds"] == 2
+    assert result["summary"]["strategy"] == "fedhealth"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["clients"] == 5 and sorted(summary["per_client"]) == sorted(["p1/T", "p1/RA", "p1/LA", "p1/RL", "p1/LL"])
+    logs = tmp_path / "run" / "logs"
+    assert "Uvicorn running on https://" in (logs / "superlink.log").read_text()
+    assert f"started run {result['run_id']}" in (logs / "flwr-run.log").read_text()
+    assert leftover_processes(marks) == []
+    print(f"end to end: {time.monotonic() - t0:.0f} s, {result['seconds']}")
+
+
+@needs_openssl
+def test_supernode_with_a_wrong_ca_is_reported_and_everything_stops(dsads5, certs, tmp_path):
+    other = tmp_path / "other-ca"
+    assert make_certs(other).returncode == 0
+    done, marks = deploy(dsads5, certs, tmp_path, "--rounds", "1", "--node-ca", str(other / "ca.crt"), timeout=300)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: SuperNode ") and "CERTIFICATE_VERIFY_FAILED" in last, done.stderr
+    assert done.stdout == ""
+    assert not (tmp_path / "run" / "logs" / "flwr-run.log").exists()  # no run was submitted
+    assert leftover_processes(marks) == []
