@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from simulations.argtypes import bounded, positive_float, positive_int
-from simulations.cmd_simulate import _coerce, _key_value
+from simulations.cmd_simulate import coerce_run_config, run_config_item
 from server.names import STRATEGIES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, default=None, metavar="R", help="federated rounds (default: pyproject's num-server-rounds)")
     p.add_argument("--strategy", choices=[s for s in STRATEGIES if s != "central"], default=None, help="(default: pyproject's strategy)")
     p.add_argument("--secagg", action="store_true", help="Flower's SecAgg+ on every train round")
-    p.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see pyproject [tool.flwr.app.config])")
+    p.add_argument("--set", type=run_config_item, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see pyproject [tool.flwr.app.config])")
     p.add_argument("--certs", type=Path, default=REPO / "deploy" / "certs", metavar="DIR", help="ca.crt, server.crt, server.key (default deploy/certs; made with deploy/certs.sh when absent)")
     p.add_argument("--node-ca", type=Path, default=None, metavar="FILE", help="CA certificate the SuperNodes trust (default DIR/ca.crt)")
     p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR", help="run directory (default runs/deploy-<time>)")
@@ -129,7 +129,7 @@ def run_config_from_args(args: argparse.Namespace, run_dir: Path) -> dict[str, o
             raise UsageError(f"--set {key}: unknown run-config key")
         if key in ("out-dir", "data-path"):
             raise UsageError(f"--set {key}: use {'--out' if key == 'out-dir' else 'PATH'} instead")
-        cfg[key] = _coerce(key, text, DEFAULT_CONFIG[key])
+        cfg[key] = coerce_run_config(key, text, DEFAULT_CONFIG[key])
     if cfg["strategy"] == "central":
         raise UsageError("strategy central is not federated: run it with `fedotl simulate`")
     ids = check_config(cfg)

@@ -14,14 +14,14 @@ from simulations.argtypes import fraction, non_negative_float, positive_float, p
 from server.names import DP_MODES, FEDHEALTH_AGGREGATIONS, STRATEGIES
 
 
-def _key_value(text: str) -> tuple[str, str]:
+def run_config_item(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     k, v = text.split("=", 1)
     return k.strip(), v.strip()
 
 
-def _coerce(key: str, text: str, like: object) -> object:
+def coerce_run_config(key: str, text: str, like: object) -> object:
     """Parse a --set value with the type of the key's default."""
     try:
         if isinstance(like, bool):
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dp-noise", type=non_negative_float, default=0.0, help="DP noise multiplier")
     p.add_argument("--dp-clip", type=positive_float, default=10.0, help="DP clipping norm")
     p.add_argument("--secagg", action="store_true", help="Flower's SecAgg+ on every train round: the server sees only the weighted sum (fedavg, fedprox, fedhealth)")
-    p.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see pyproject [tool.flwr.app.config])")
+    p.add_argument("--set", type=run_config_item, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see pyproject [tool.flwr.app.config])")
     p.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_simulate)
@@ -126,7 +126,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, object]:
     for key, text in args.set:
         if key not in DEFAULT_CONFIG:
             raise ValueError(f"--set {key}: unknown run-config key")
-        cfg[key] = _coerce(key, text, DEFAULT_CONFIG[key])
+        cfg[key] = coerce_run_config(key, text, DEFAULT_CONFIG[key])
     return cfg
 
 
