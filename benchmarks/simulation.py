@@ -49,40 +49,11 @@ import time
 from pathlib import Path
 
 
-def _children_map() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            kids.setdefault(int(fields[1]), []).append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    return kids
-
-
 def tree_rss_mb(root: int | None = None) -> float:
     """Summed VmRSS of ``root`` (default: this process) and all its descendants, in MB."""
-    root = os.getpid() if root is None else root
-    kids = _children_map()
-    total_kb, stack, seen = 0, [root], set()
-    while stack:
-        pid = stack.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        stack.extend(kids.get(pid, []))
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total_kb += int(line.split()[1])
-                        break
-        except OSError:
-            continue
-    return total_kb / 1024
+    from simulations.proctree import tree_rss_mb as rss
+
+    return rss(os.getpid() if root is None else root)
 
 
 class MemorySampler:

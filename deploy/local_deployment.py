@@ -48,6 +48,7 @@ from typing import IO, Sequence
 
 from simulations.argtypes import bounded, positive_float, positive_int
 from simulations.cmd_simulate import coerce_run_config, run_config_item
+from simulations.proctree import alive, descendants
 from server.names import STRATEGIES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -208,37 +209,6 @@ def flower_bin(name: str) -> str:
 
 
 # ------------------------------------------------------------ processes
-def _proc_stat(pid: int) -> tuple[int, str, str] | None:
-    """(parent pid, state, start time) of a live process, from /proc; None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), fields[0], fields[19]
-
-
-def _descendants(roots: Sequence[int]) -> list[tuple[int, str]]:
-    """Every live descendant of ``roots``, as (pid, start time) so a reused pid is never signalled."""
-    children: dict[int, list[tuple[int, str]]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            st = _proc_stat(int(entry.name))
-            if st is not None:
-                children.setdefault(st[0], []).append((int(entry.name), st[2]))
-    out, todo = [], list(roots)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child[0])
-    return out
-
-
-def _alive(pid: int, start: str) -> bool:
-    st = _proc_stat(pid)
-    return st is not None and st[2] == start and st[1] != "Z"
-
-
 @dataclass
 class Processes:
     """The Flower processes this script started; :meth:`stop_all` ends them and their children."""
@@ -259,24 +229,24 @@ class Processes:
     def stop_all(self, timeout: float) -> None:
         """SIGTERM to each started process and its descendants; SIGKILL to what is left after ``timeout``."""
         roots = [p for _, p in self.started if p.poll() is None]
-        tree = _descendants([p.pid for _, p in self.started])
+        tree = descendants([p.pid for _, p in self.started])
         for p in roots:
             p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(p.poll() is None for p in roots):
             time.sleep(0.2)
         # Children that outlive their parent (SuperExec watches its parent's pid) get SIGTERM too.
-        tree += [d for d in _descendants([p.pid for p in roots if p.poll() is None]) if d not in tree]
+        tree += [d for d in descendants([p.pid for p in roots if p.poll() is None]) if d not in tree]
         for pid, start in tree:
-            if _alive(pid, start):
+            if alive(pid, start):
                 _signal(pid, signal.SIGTERM)
-        while time.monotonic() < deadline and any(_alive(*d) for d in tree):
+        while time.monotonic() < deadline and any(alive(*d) for d in tree):
             time.sleep(0.2)
         for p in roots:
             if p.poll() is None:
                 p.kill()
         for pid, start in tree:
-            if _alive(pid, start):
+            if alive(pid, start):
                 _signal(pid, signal.SIGKILL)
         for p in roots:
             p.wait()

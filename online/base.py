@@ -41,6 +41,7 @@ __all__ = [
     "MulticlassOnlineClassifier",
     "OnlineClassifier",
     "hedge_beta",
+    "hedge_weights",
     "margin_pi",
     "pi",
 ]
@@ -111,6 +112,20 @@ def hedge_beta(horizon: int | None, n_experts: int, t: int) -> float:
         return 1.0
     r = math.sqrt(T)
     return r / (r + math.sqrt(math.log(n_experts)))
+
+
+def hedge_weights(L: np.ndarray, beta: float | np.ndarray) -> np.ndarray:
+    """Normalised Hedge weights beta^L / sum beta^L from cumulative mistakes ``L`` (last axis).
+
+    Computed as beta^(L - min L), which is scale-free: the same weights as the multiplicative
+    rule u_i <- u_i beta^{z_i}, without underflow.  For a stack of rows (N, n), ``beta`` may
+    be one discount per row (shape (N, 1)).
+
+    >>> hedge_weights(np.array([0.0, 1.0]), 0.5).tolist()
+    [0.6666666666666666, 0.3333333333333333]
+    """
+    u = np.power(beta, L - L.min(axis=-1, keepdims=True))
+    return u / u.sum(axis=-1, keepdims=True)
 
 
 def _plain_label(y: Any) -> Any:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .base import hedge_beta, variant_code
+from .base import hedge_beta, hedge_weights, variant_code
 from .sources import SourceClassifier
 
 __all__ = ["BatchedHomOTLMS", "BatchedPA", "batched_pa_step"]
@@ -328,9 +328,7 @@ class BatchedHomOTLMS(_Batched):
                 beta = np.full(b - a, hedge_beta(self.horizon, N, 1))
             else:
                 beta = np.array([hedge_beta(None, N, int(t)) for t in np.maximum(self.t[a:b], 1)])
-            L = self.L[a:b]
-            u = np.power(beta[:, None], L - L.min(axis=1, keepdims=True))
-            self.u[a:b] = u / u.sum(axis=1, keepdims=True)
+            self.u[a:b] = hedge_weights(self.L[a:b], beta[:, None])
             Ft = np.ascontiguousarray(F[:, -1, :])
             batched_pa_step(self.W[a:b], X[a:b], ya, Ft, sq[a:b], 1, self.C, None, act)
 

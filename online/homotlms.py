@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import check_positive, hedge_beta
+from .base import check_positive, hedge_beta, hedge_weights
 from .ensemble import SourceEnsemble, strict_top, vote
 
 __all__ = ["HomOTLMS"]
@@ -103,8 +103,7 @@ class HomOTLMS(SourceEnsemble):
         if self.horizon is not None and not z.any():
             return  # no mistakes: the weights are unchanged
         self._L += z
-        u = np.power(self.beta_, self._L - self._L.min())
-        self._u = u / u.sum()
+        self._u = hedge_weights(self._L, self.beta_)
 
     def _update_weights(self, F: np.ndarray, yi: int) -> None:
         self._hedge(~strict_top(F, yi))

@@ -36,7 +36,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from .base import MulticlassOnlineClassifier, check_positive, hedge_beta, margin_pi
+from .base import MulticlassOnlineClassifier, check_positive, hedge_beta, hedge_weights, margin_pi
 from .batched import batched_pa_step
 from .ensemble import strict_top
 from .jda import jda
@@ -362,8 +362,7 @@ class HomOTLODDM(MulticlassOnlineClassifier):
         # Hedge over the 2n experts
         self._t += 1
         self._L += ~strict_top(F, yi)
-        u = np.power(hedge_beta(self.horizon, self.n_experts, self._t), self._L - self._L.min())
-        self._u = u / u.sum()
+        self._u = hedge_weights(self._L, hedge_beta(self.horizon, self.n_experts, self._t))
         # PA-I on every projected space (same label, different inputs)
         nt = Z.shape[0]
         batched_pa_step(self._Wt, Z, np.full(nt, yi), Ft.copy(), np.einsum("ij,ij->i", Z, Z), 1, self.C)

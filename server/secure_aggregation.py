@@ -137,9 +137,8 @@ class SecAggPlusGrid:
     ):
         self.grid = grid
         self.num_shares = num_shares
-        self.max_weight = float(max_weight)
         self.settings = dict(
-            reconstruction_threshold=reconstruction_threshold, max_weight=self.max_weight, clipping_range=clipping_range, timeout=timeout
+            reconstruction_threshold=reconstruction_threshold, max_weight=float(max_weight), clipping_range=clipping_range, timeout=timeout
         )
         self.workflow(2)  # Flower validates the settings here, before any round
         self.rounds: list[dict[str, int]] = []  # per SecAgg+ round: sampled, aggregated

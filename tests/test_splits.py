@@ -50,8 +50,6 @@ def test_partitions_by_subject_and_position(synth_dsads):
     ds = dsads.read(synth_dsads)
     doms = position_domains(ds)
     assert list(doms) == ["T", "RA", "LA", "RL", "LL"]
-    from simulations.windows import WindowSet  # noqa: F401  (type only)
-
     per_pos = [make_windows(d, 5.0) for d in doms.values()]
     parts = client_partition(per_pos[1], "subject-position")
     assert list(parts) == ["p1/RA", "p2/RA", "p3/RA", "p4/RA"]
