@@ -19,9 +19,9 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m benchmarks.data --json
-	$(PY) -m benchmarks.online --json
-	$(PY) -m benchmarks.simulation --json
+	$(PY) -m fedotl.benchmarks.data --json
+	$(PY) -m fedotl.benchmarks.online --json
+	$(PY) -m fedotl.benchmarks.simulation --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,10 +1,10 @@
 """Benchmark: loading the full DSADS zip, ours vs. a naive loop, in one run.
 
-    python -m benchmarks.data [--data PATH] [--json]
+    python -m fedotl.benchmarks.data [--data PATH] [--json]
 
 Times three things on the same file, in this order:
 
-* ``first_load_s``: :func:`simulations.readers.dsads.read` with an empty cache
+* ``first_load_s``: :func:`fedotl.simulations.readers.dsads.read` with an empty cache
   (a fresh temporary cache directory), which parses and writes the cache;
 * ``cached_load_s``: the same call again, served from the cache;
 * ``naive_s``: ``zipfile`` + ``np.loadtxt`` on each of the 9,120 members.
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.data}: no such file (pass --data PATH)", file=sys.stderr)
         return 2
 
-    from simulations.readers import dsads
+    from fedotl.simulations.readers import dsads
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["FEDOTL_CACHE_DIR"] = tmp

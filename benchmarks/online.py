@@ -1,4 +1,4 @@
-"""Throughput of the online learners: ``python -m benchmarks.online [--json] [--quick]``.
+"""Throughput of the online learners: ``python -m fedotl.benchmarks.online [--json] [--quick]``.
 
 Times test-then-train (predict, then learn) per sample on one synthetic stream at d = 270,
 K = 19 (DSADS-like: 45 channels x 6 features, 19 activities):
@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from online import BatchedPA, HomOTLMS, MulticlassPA, SourceClassifier
+from fedotl.online import BatchedPA, HomOTLMS, MulticlassPA, SourceClassifier
 
 D_FEATURES, N_CLASSES, N_SOURCES, N_DEVICES = 270, 19, 7, 1000
 
@@ -193,7 +193,7 @@ def _table(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.online", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fedotl.benchmarks.online", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     args = parser.parse_args(argv)

@@ -1,12 +1,12 @@
 """Benchmark: Flower simulation at 10, 100 and 1,000 clients; FedHealth's overhead over FedAvg.
 
-    python -m benchmarks.simulation [--clients 10 100 1000] [--rounds R] [--secagg] [--json]
+    python -m fedotl.benchmarks.simulation [--clients 10 100 1000] [--rounds R] [--secagg] [--json]
 
 For each client count, in one process and one after the other, it runs plain
 Flower FedAvg and then FedHealth (same tiny CNN: width 8, bottleneck 16; same in-memory synthetic
 devices: ``dataset = "synthetic"``, 40 windows of 6 channels × 50 samples,
-5 classes, see :func:`client.data.parse_synthetic`) through
-:func:`simulations.federated.simulate`, i.e. ``run_simulation`` on the Ray
+5 classes, see :func:`fedotl.client.data.parse_synthetic`) through
+:func:`fedotl.simulations.federated.simulate`, i.e. ``run_simulation`` on the Ray
 backend with 1 CPU per client.
 
 Reported per run:
@@ -51,7 +51,7 @@ from pathlib import Path
 
 def tree_rss_mb(root: int | None = None) -> float:
     """Summed VmRSS of ``root`` (default: this process) and all its descendants, in MB."""
-    from simulations.proctree import tree_rss_mb as rss
+    from fedotl.deploy.proctree import tree_rss_mb as rss
 
     return rss(os.getpid() if root is None else root)
 
@@ -84,7 +84,7 @@ class MemorySampler:
 
 
 def run_one(strategy: str, clients: int, rounds: int, out: Path) -> dict[str, object]:
-    from simulations.federated import make_config, simulate
+    from fedotl.simulations.federated import make_config, simulate
 
     cfg = make_config(
         dataset="synthetic", data_path=f"devices={clients}", strategy=strategy.removesuffix("+secagg"), num_server_rounds=rounds,
@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     import flwr.simulation  # noqa: F401
     import torch  # noqa: F401
 
-    import client.client_app  # noqa: F401
-    import server.server_app  # noqa: F401
-    import simulations.federated  # noqa: F401
+    import fedotl.client.client_app  # noqa: F401
+    import fedotl.server.server_app  # noqa: F401
+    import fedotl.simulations.federated  # noqa: F401
 
     results: dict[str, object] = {"cores": os.cpu_count(), "runs": {}}
     overhead: dict[str, float] = {}

@@ -1,8 +1,8 @@
 """The Flower ClientApp (Message API, flwr 1.42): one SuperNode per wearable device.
 
-Thin: each handler loads the node's own partition (:mod:`client.data`),
+Thin: each handler loads the node's own store (:mod:`fedotl.client.data`),
 converts records to numpy dicts, and calls a plain function of
-:mod:`client.train`.  Per-node state that must survive between rounds
+:mod:`fedotl.client.node`.  Per-node state that must survive between rounds
 (local BatchNorm layers, the local-only model, the personalised head) lives
 in ``context.state`` as ArrayRecords, never in module globals.
 
@@ -10,7 +10,7 @@ Messages handled:
 
 ``train``               local training on the received (or local) model; with
                         ``secagg`` it goes through Flower's ``secaggplus_mod``
-                        (:mod:`client.secure_aggregation`)
+                        (:mod:`fedotl.client.secure_aggregation`)
 ``evaluate``            test metrics of the node's model on its own test split
 ``train.personalize``   FedHealth: freeze convs, fine-tune FC layers with CORAL; the
                         head is written to this device's ``out-dir`` (client.storage)
@@ -24,44 +24,38 @@ aggregate in a fixed order.
 
 ``app`` reads its settings from ``context.run_config`` (``flwr run``);
 :func:`make_client_app` bakes in defaults for ``run_simulation``, which
-passes no run config.
+passes no run config.  Its store is node config ``data-dir`` when set (a real
+SuperNode), else ``<run config data-dir>/devices/<partition-id>``.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
-import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from client.data import ClientData, load_partition, spec_from_config
-from client.secure_aggregation import maybe_secaggplus_mod
-from client.storage import save_head
-from client.train import NodeSettings, node_evaluate, node_personalize, node_stats, node_train, use_one_thread
+from fedotl.client.config import RunConfig
+from fedotl.client.data import ClientData, load_device, representation_of, store_dir
+from fedotl.client.node import node_evaluate, node_personalize, node_stats, node_train
+from fedotl.client.protocol import (
+    MSG_INFO, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_METRICS, REC_MOMENTS, REC_SOURCE,
+)
+from fedotl.client.records import arrays_to_record, record_to_arrays
+from fedotl.client.secure_aggregation import maybe_secaggplus_mod
+from fedotl.client.storage import save_head
+from fedotl.client.train import use_one_thread
 
 
-def to_arrays(record: ArrayRecord | None) -> dict[str, np.ndarray]:
-    if record is None:
-        return {}
-    return {k: v.numpy() for k, v in record.items()}
+def _state_dicts(context: Context) -> dict[str, dict]:
+    return {k: record_to_arrays(v) for k, v in context.state.array_records.items()}
 
 
-def to_record(arrays: Mapping[str, np.ndarray]) -> ArrayRecord:
-    if not arrays:
-        return ArrayRecord()
-    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
-
-
-def _state_dicts(context: Context) -> dict[str, dict[str, np.ndarray]]:
-    return {k: to_arrays(v) for k, v in context.state.array_records.items()}
-
-
-def _save_state(context: Context, state: dict[str, dict[str, np.ndarray]]) -> None:
+def _save_state(context: Context, state: dict[str, dict]) -> None:
     for k, v in state.items():
-        context.state[k] = to_record(v)
+        context.state[k] = arrays_to_record(v)
 
 
 def maybe_fixedclipping_mod(msg: Message, context: Context, call_next) -> Message:
@@ -71,31 +65,33 @@ def maybe_fixedclipping_mod(msg: Message, context: Context, call_next) -> Messag
     when run config ``dp = "client-fixed"``; that wrapper puts the norm in the
     train config.  Without it the message passes through untouched.
     """
-    cfg = msg.content.config_records.get("config")
+    cfg = msg.content.config_records.get(REC_CONFIG)
     if cfg is not None and KEY_CLIPPING_NORM in cfg:
         return fixedclipping_mod(msg, context, call_next)
     return call_next(msg, context)
 
 
 class _Node:
-    """What a handler needs: merged config, settings, this node's data."""
+    """What a handler needs: the validated run config and this node's data."""
 
     def __init__(self, context: Context, defaults: Mapping[str, object]):
         use_one_thread()
-        cfg = dict(defaults)
-        cfg.update(context.run_config)
-        self.cfg = cfg
-        self.settings = NodeSettings.from_config(cfg)
-        self.partition_id = int(context.node_config.get("partition-id", cfg.get("partition-id", 0)))  # type: ignore[arg-type]
-        self.data: ClientData = load_partition(spec_from_config(cfg), self.partition_id)
+        self.cfg = RunConfig({**defaults, **context.run_config})
+        self.partition_id = int(context.node_config.get("partition-id", 0))  # type: ignore[arg-type]
+        path = store_dir(context.node_config, str(self.cfg.data_dir), self.partition_id)
+        self.data: ClientData = load_device(path, float(self.cfg.train_fraction), representation_of(str(self.cfg.model)))
 
     def client_record(self) -> ConfigRecord:
         return ConfigRecord({"client-id": self.data.client_id, "partition-id": self.partition_id})
 
 
 def _msg_config(msg: Message) -> dict:
-    cfg = msg.content.config_records.get("config")
+    cfg = msg.content.config_records.get(REC_CONFIG)
     return dict(cfg) if cfg is not None else {}
+
+
+def _arrays(msg: Message, name: str = REC_ARRAYS) -> dict:
+    return record_to_arrays(msg.content.array_records.get(name))
 
 
 def make_client_app(defaults: Mapping[str, object] | None = None) -> ClientApp:
@@ -106,16 +102,12 @@ def make_client_app(defaults: Mapping[str, object] | None = None) -> ClientApp:
     @app.train(mods=[maybe_secaggplus_mod, maybe_fixedclipping_mod])
     def train(msg: Message, context: Context) -> Message:
         node = _Node(context, defaults)
-        config = _msg_config(msg)
         state = _state_dicts(context)
-        send, metrics, extra = node_train(
-            node.data, node.settings, to_arrays(msg.content.array_records.get("arrays")), state,
-            partition_id=node.partition_id, server_round=int(config.get("server-round", 0)), config=config,
-        )
+        send, metrics, extra = node_train(node.data, node.cfg, _arrays(msg), state, partition_id=node.partition_id, config=_msg_config(msg))
         _save_state(context, state)
-        content = RecordDict({"arrays": to_record(send), "metrics": MetricRecord(metrics), "client": node.client_record()})
+        content = RecordDict({REC_ARRAYS: arrays_to_record(send), REC_METRICS: MetricRecord(metrics), REC_CLIENT: node.client_record()})
         if extra:
-            content["fedap"] = ConfigRecord(
+            content[REC_FEDAP] = ConfigRecord(
                 {"bn-mean": [float(v) for v in extra["bn-mean"]], "bn-var": [float(v) for v in extra["bn-var"]], "bn-sizes": [int(v) for v in extra["bn-sizes"]]}
             )
         return Message(content=content, reply_to=msg)
@@ -123,37 +115,34 @@ def make_client_app(defaults: Mapping[str, object] | None = None) -> ClientApp:
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         node = _Node(context, defaults)
-        metrics = node_evaluate(node.data, node.settings, to_arrays(msg.content.array_records.get("arrays")), _state_dicts(context))
-        return Message(content=RecordDict({"metrics": MetricRecord(metrics), "client": node.client_record()}), reply_to=msg)
+        metrics = node_evaluate(node.data, node.cfg, _arrays(msg), _state_dicts(context))
+        return Message(content=RecordDict({REC_METRICS: MetricRecord(metrics), REC_CLIENT: node.client_record()}), reply_to=msg)
 
-    @app.train("personalize")
+    @app.train(MSG_PERSONALIZE.split(".", 1)[1])
     def personalize(msg: Message, context: Context) -> Message:
         node = _Node(context, defaults)
         state = _state_dicts(context)
-        source = msg.content.array_records.get("source")
+        source = msg.content.array_records.get(REC_SOURCE)
         cov = source["cov"].numpy() if source is not None and "cov" in source else None
-        head, metrics = node_personalize(
-            node.data, node.settings, to_arrays(msg.content.array_records.get("arrays")), state, cov, _msg_config(msg)
-        )
+        head, metrics = node_personalize(node.data, node.cfg, _arrays(msg), state, cov)
         _save_state(context, state)
-        save_head(str(node.cfg.get("out-dir", "")), node.data.client_id, head)  # on this device's disk; never sent
-        content = RecordDict({"metrics": MetricRecord(metrics), "client": node.client_record()})
-        return Message(content=content, reply_to=msg)
+        save_head(str(node.cfg.out_dir), node.data.client_id, head)  # on this device's disk; never sent
+        return Message(content=RecordDict({REC_METRICS: MetricRecord(metrics), REC_CLIENT: node.client_record()}), reply_to=msg)
 
-    @app.query("stats")
+    @app.query(MSG_STATS.split(".", 1)[1])
     def stats(msg: Message, context: Context) -> Message:
         node = _Node(context, defaults)
-        arrays, metrics = node_stats(node.data, node.settings, to_arrays(msg.content.array_records.get("arrays")), _state_dicts(context))
-        content = RecordDict({"moments": to_record(arrays), "metrics": MetricRecord(metrics), "client": node.client_record()})
+        arrays, metrics = node_stats(node.data, node.cfg, _arrays(msg), _state_dicts(context))
+        content = RecordDict({REC_MOMENTS: arrays_to_record(arrays), REC_METRICS: MetricRecord(metrics), REC_CLIENT: node.client_record()})
         return Message(content=content, reply_to=msg)
 
-    @app.query("info")
+    @app.query(MSG_INFO.split(".", 1)[1])
     def info(msg: Message, context: Context) -> Message:
         node = _Node(context, defaults)
         metrics = MetricRecord(
             {"n-inputs": node.data.n_inputs, "n-classes": node.data.n_classes, "num-train": len(node.data.y_train), "num-test": len(node.data.y_test)}
         )
-        return Message(content=RecordDict({"metrics": metrics, "client": node.client_record()}), reply_to=msg)
+        return Message(content=RecordDict({REC_METRICS: metrics, REC_CLIENT: node.client_record()}), reply_to=msg)
 
     return app
 

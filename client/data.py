@@ -1,26 +1,25 @@
-"""How a node loads its own partition: its device's windows, split by time.
+"""How a device turns its own store into training and test data.
 
-A node knows three things: the dataset and path (run config ``dataset``,
-``data-path``), how devices are cut (``clients-by``: one device per subject,
-or per subject × body position), and which device it is (node config
-``partition-id``, set by the Simulation Engine or by ``flwr-supernode
---node-config``).  It reads the data from its own disk and keeps it: only
-model weights and summary statistics ever leave the node.
+A device reads nothing but its store (:mod:`fedotl.client.store`): the
+labelled windows it has recorded so far.  Which store is set per node:
 
-Per device:
+* a SuperNode's node config ``data-dir`` names its own store
+  (``flower-supernode --node-config "data-dir=/var/lib/fedotl/store"``);
+* otherwise the run config ``data-dir`` holds one store per partition,
+  ``<data-dir>/devices/<partition-id>`` (what the simulation harness writes).
 
-* windows of ``window-seconds`` (default 5 s, DSADS's segments), no overlap;
-* the earliest ``train-fraction`` of the device's windows of each activity,
-  in time order, train and the rest test (:func:`simulations.splits.time_split`,
-  which purges windows that straddle the boundary);
-* inputs standardised per channel (or per feature, for the MLP) with the
-  mean and standard deviation of the device's own *training* windows, as a
-  wearable would calibrate itself.
+From its store a device builds, in this order:
 
-Devices are numbered in a fixed order (subjects in natural order, then body
-positions in the dataset's order), excluding the subjects the server holds
-(``server-subjects``): partition ``i`` is the ``i``-th device of
-:func:`device_ids`.
+* the time split: per activity, the earliest ``train-fraction`` of its
+  windows (in recorded order) train and the rest test; test windows that
+  share samples with a training window are purged (:func:`time_split`);
+* the inputs: raw windows (N, C, L) for the CNN, or per-window features
+  (:mod:`fedotl.client.features`) for the MLP;
+* standardisation per channel (or per feature) with the mean and standard
+  deviation of its own *training* windows, as a wearable calibrates itself.
+
+The server's own data (FedHealth's cloud) is ``<data-dir>/cloud/<i>``: stores
+in the same format (:func:`load_cloud`).
 """
 
 from __future__ import annotations
@@ -32,63 +31,11 @@ from typing import Mapping
 
 import numpy as np
 
-from simulations.dataset import natural_key
+from fedotl.client.features import sensor_triples, window_features
+from fedotl.client.store import DeviceStore, Snapshot, StoreError
 
-CLIENTS_BY = ("subject", "subject-position")
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    dataset: str
-    path: str
-    clients_by: str = "subject-position"
-    train_fraction: float = 0.7
-    window_s: float = 5.0
-    representation: str = "windows"  # "windows" for the CNN, "features" for the MLP
-    server_subjects: tuple[str, ...] = ()
-    rate_hz: float = 0.0  # generic CSV without timestamps; 0 = not given
-    label_track: str = ""  # OPPORTUNITY; "" = the reader's default
-
-    def options(self) -> dict[str, object]:
-        out: dict[str, object] = {}
-        if self.rate_hz > 0:
-            out["rate_hz"] = self.rate_hz
-        if self.label_track:
-            out["label_track"] = self.label_track
-        return out
-
-    def __post_init__(self) -> None:
-        if self.clients_by not in CLIENTS_BY:
-            raise ValueError(f"clients-by must be one of {', '.join(CLIENTS_BY)}, got {self.clients_by!r}")
-        if not 0.0 < self.train_fraction < 1.0:
-            raise ValueError(f"train fraction must be in (0, 1), got {self.train_fraction}")
-        if not self.window_s > 0:
-            raise ValueError(f"window length must be positive, got {self.window_s}")
-        if self.representation not in ("windows", "features"):
-            raise ValueError(f"unknown representation {self.representation!r}")
-        if not self.path and self.dataset != "synthetic":
-            raise ValueError("no data path: set run config data-path to the dataset's absolute path")
-
-
-def parse_subjects(text: str | None) -> tuple[str, ...]:
-    """``"p1, p2"`` → ``("p1", "p2")``; empty → ()."""
-    if not text:
-        return ()
-    return tuple(s.strip() for s in str(text).split(",") if s.strip())
-
-
-def spec_from_config(run_config: Mapping[str, object]) -> DataSpec:
-    return DataSpec(
-        dataset=str(run_config.get("dataset", "dsads")),
-        path=str(run_config.get("data-path", "")),
-        clients_by=str(run_config.get("clients-by", "subject-position")),
-        train_fraction=float(run_config.get("train-fraction", 0.7)),  # type: ignore[arg-type]
-        window_s=float(run_config.get("window-seconds", 5.0)),  # type: ignore[arg-type]
-        representation="features" if str(run_config.get("model", "cnn")) == "mlp" else "windows",
-        server_subjects=parse_subjects(str(run_config.get("server-subjects", ""))),
-        rate_hz=float(run_config.get("rate-hz", 0.0)),  # type: ignore[arg-type]
-        label_track=str(run_config.get("label-track", "")),
-    )
+DEVICES = "devices"
+CLOUD = "cloud"
 
 
 @dataclass
@@ -111,156 +58,132 @@ class ClientData:
         return len(self.classes)
 
 
-@dataclass
-class _Device:
-    client_id: str
-    subject: str
-    X: np.ndarray  # (N, C, L) or (N, F), raw
-    y: np.ndarray  # class indices
-    train: np.ndarray
-    test: np.ndarray
+def partition_dir(data_dir: str | Path, partition_id: int) -> Path:
+    """``<data-dir>/devices/<partition-id>``: where the harness puts device ``partition_id``'s store."""
+    return Path(data_dir) / DEVICES / f"{int(partition_id):05d}"
 
 
-@dataclass
-class _Built:
-    devices: list[_Device]  # federation devices, partition order
-    server: list[_Device]  # devices of server-held subjects
-    classes: tuple[int, ...]
+def store_dir(node_config: Mapping[str, object], run_data_dir: str, partition_id: int) -> Path:
+    """This node's store: its node config ``data-dir``, else its partition under the run's ``data-dir``."""
+    own = str(node_config.get("data-dir", "") or "")
+    if own:
+        return Path(own)
+    if not run_data_dir:
+        raise StoreError("no device store: set node config data-dir (a SuperNode's own store) or run config data-dir")
+    return partition_dir(run_data_dir, partition_id)
 
 
-SYNTHETIC_DEFAULTS = {"devices": 10, "classes": 5, "channels": 6, "length": 50, "windows": 40}
+def time_split(y: np.ndarray, session: np.ndarray, start: np.ndarray, length: int, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per activity, the earliest ``train_fraction`` of the windows train, the rest test.
 
+    Windows are ordered by (session, start).  For each activity the boundary
+    falls after the k-th window, k = max(1, round(F · n)); test windows are
+    those that share no samples with any training window, so windows that
+    straddle the boundary are dropped (purged), never leaked.
 
-def parse_synthetic(path: str) -> dict[str, int]:
-    """``"devices=1000,classes=5"`` → the synthetic generator's parameters.
-
-    >>> parse_synthetic("devices=3")["devices"], parse_synthetic("")["classes"]
-    (3, 5)
+    >>> y = np.array([0, 0, 0, 0]); start = np.array([0, 2, 4, 6])  # windows of 4 samples, stride 2
+    >>> time_split(y, np.zeros(4, int), start, 4, 0.5)
+    (array([0, 1]), array([3]))
     """
-    out = dict(SYNTHETIC_DEFAULTS)
-    for item in filter(None, (p.strip() for p in path.split(","))):
-        key, _, value = item.partition("=")
-        if key not in out or not value.isdigit() or int(value) < 1:
-            raise ValueError(f"synthetic data: expected KEY=N with KEY in {sorted(out)}, got {item!r}")
-        out[key] = int(value)
-    if out["classes"] < 2 or out["windows"] < 2 * out["classes"]:
-        raise ValueError("synthetic data needs >= 2 classes and >= 2 windows per class")
-    return out
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train fraction must be in (0, 1), got {train_fraction}")
+    train, test = [], []
+    for c in np.unique(y):
+        own = np.flatnonzero(y == c)
+        own = own[np.lexsort((start[own], session[own]))]
+        k = min(max(1, int(round(train_fraction * len(own)))), len(own) - 1) if len(own) > 1 else len(own)
+        tr, rest = own[:k], own[k:]
+        if len(rest):
+            # A later window overlaps the training set only if it is in the
+            # same session as the last training window and starts within L samples.
+            last = tr[-1]
+            near = (session[rest] == session[last]) & (start[rest] - start[last] < length)
+            rest = rest[~near]
+        train.append(tr)
+        test.append(rest)
+    if not train:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def _build_synthetic(spec: DataSpec) -> _Built:
-    """Benchmark data generated in memory: ``dataset = "synthetic"``, ``data-path = "devices=N,..."``.
-
-    Device ``d`` has ``windows`` windows (``channels`` × ``length``) cycling
-    through the classes in time order; class ``k`` is a sine of frequency
-    ``k + 1`` with a device-specific gain and offset, plus noise.
-    """
-    p = parse_synthetic(spec.path if spec.path != "synthetic" else "")
-    t = np.linspace(0, 2 * np.pi, p["length"], dtype=np.float32)
-    devices = []
-    for d in range(p["devices"]):
-        rng = np.random.default_rng([d, 12345])
-        y = np.arange(p["windows"]) % p["classes"]
-        gain = rng.uniform(0.5, 2.0, (1, p["channels"], 1)).astype(np.float32)
-        offset = rng.normal(0, 1, (1, p["channels"], 1)).astype(np.float32)
-        X = np.sin(np.outer(y + 1, t))[:, None, :].astype(np.float32) * gain + offset
-        X += rng.normal(0, 0.3, X.shape).astype(np.float32)
-        k = max(1, int(round(spec.train_fraction * p["windows"])))
-        k = min(k, p["windows"] - 1)
-        devices.append(_Device(f"d{d:04d}", f"d{d:04d}", X, y.astype(np.int64), np.arange(k), np.arange(k, p["windows"])))
-    server = [dev for dev in devices if dev.subject in spec.server_subjects]
-    devices = [dev for dev in devices if dev.subject not in spec.server_subjects]
-    return _Built(devices, server, tuple(range(p["classes"])))
+def model_inputs(snap: Snapshot, representation: str) -> np.ndarray:
+    """The model's inputs from raw (N, L, C) windows: (N, C, L) windows, or (N, F) features."""
+    if representation == "features":
+        ch = snap.meta["channels"]
+        triples = sensor_triples(
+            [c.get("name", "") for c in ch],
+            [f"{c.get('position', '')}_{c['sensor']}" if c.get("sensor") else "" for c in ch],
+            [c.get("axis", "") for c in ch],
+        )
+        return window_features(snap.X, triples).astype(np.float32, copy=False)
+    return np.ascontiguousarray(snap.X.transpose(0, 2, 1)).astype(np.float32, copy=False)
 
 
-@lru_cache(maxsize=2)
-def _build(spec: DataSpec) -> _Built:
-    from simulations.readers import load_dataset
-
-    if spec.dataset == "synthetic":
-        return _build_synthetic(spec)
-    from simulations.splits import client_partition, position_domains, time_split
-    from simulations.windows import make_windows
-
-    path = Path(spec.path)
-    ds = load_dataset(spec.dataset, path, **spec.options())
-    unknown = set(spec.server_subjects) - set(ds.subjects)
-    if unknown:
-        raise ValueError(f"unknown server subject(s) {sorted(unknown)}; subjects are {ds.subjects}")
-    if spec.clients_by == "subject-position":
-        views = list(position_domains(ds).items())
-    else:
-        views = [("", ds)]
-    wsets = [(p, make_windows(view, spec.window_s)) for p, view in views]
-    classes = tuple(sorted(set(np.concatenate([ws.y for _, ws in wsets]).tolist())))
-    index = {c: i for i, c in enumerate(classes)}
-    rows: list[tuple[tuple, _Device]] = []
-    for order, (pos, ws) in enumerate(wsets):
-        parts = client_partition(ws, spec.clients_by)
-        for key, idx in parts.items():
-            subject = str(ws.subject[idx[0]])
-            tr, te = time_split(ws, idx, spec.train_fraction)
-            sub = ws.subset(np.concatenate([tr, te]))
-            X = sub.features() if spec.representation == "features" else np.ascontiguousarray(sub.X.transpose(0, 2, 1))
-            y = np.array([index[c] for c in sub.y.tolist()], dtype=np.int64)
-            dev = _Device(key, subject, X.astype(np.float32, copy=False), y, np.arange(len(tr)), np.arange(len(tr), len(tr) + len(te)))
-            rows.append(((natural_key(subject), order), dev))
-    rows.sort(key=lambda r: r[0])
-    devices = [d for _, d in rows if d.subject not in spec.server_subjects]
-    server = [d for _, d in rows if d.subject in spec.server_subjects]
-    if not devices:
-        raise ValueError("the server holds every subject: no device is left to federate")
-    return _Built(devices, server, classes)
-
-
-def device_ids(spec: DataSpec) -> list[str]:
-    """Client ids in partition order (``p1/T``, ``p1/RA``, ... or ``p1``, ``p2``, ...)."""
-    return [d.client_id for d in _build(spec).devices]
-
-
-def _standardise(dev: _Device, idx: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Standardise ``dev.X[idx]`` with the statistics of ``dev.X[ref]`` (its training windows)."""
-    axes = (0, 2) if dev.X.ndim == 3 else (0,)
-    base = dev.X[ref]
-    mean = base.mean(axis=axes, keepdims=True)
-    std = base.std(axis=axes, keepdims=True)
+def standardise(X: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``X`` standardised per channel (windows) or per feature with the statistics of ``ref``."""
+    axes = (0, 2) if X.ndim == 3 else (0,)
+    mean = ref.mean(axis=axes, keepdims=True)
+    std = ref.std(axis=axes, keepdims=True)
     std = np.where(std > 1e-6, std, 1.0)
-    return ((dev.X[idx] - mean) / std).astype(np.float32)
+    return ((X - mean) / std).astype(np.float32)
 
 
-def load_partition(spec: DataSpec, partition_id: int) -> ClientData:
-    """The data of device ``partition_id``, as that device holds it."""
-    built = _build(spec)
-    if not 0 <= partition_id < len(built.devices):
-        raise ValueError(f"partition-id {partition_id} out of range: there are {len(built.devices)} devices")
-    d = built.devices[partition_id]
+def class_indices(snap: Snapshot) -> np.ndarray:
+    index = {c: i for i, c in enumerate(snap.classes)}
+    unknown = sorted(set(snap.y.tolist()) - set(index))
+    if unknown:
+        raise StoreError(f"{snap.device}: labels {unknown} are not in the store's classes {list(snap.classes)}")
+    return np.array([index[c] for c in snap.y.tolist()], dtype=np.int64)
+
+
+def representation_of(model: str) -> str:
+    return "features" if model == "mlp" else "windows"
+
+
+def load_device(path: str | Path, train_fraction: float, representation: str = "windows") -> ClientData:
+    """The device's data from the store at ``path``, split by time and standardised.
+
+    Cached per store content, so the handlers of one node share one load
+    until the device records more.
+    """
+    store = DeviceStore(path)
+    return _load_device(str(Path(path).resolve()), store.fingerprint(), float(train_fraction), representation)
+
+
+@lru_cache(maxsize=4)
+def _load_device(path: str, _fingerprint: tuple, train_fraction: float, representation: str) -> ClientData:
+    snap = DeviceStore(path).snapshot()
+    if len(snap.y) == 0:
+        raise StoreError(f"{path}: the store holds no labelled window yet")
+    y = class_indices(snap)
+    X = model_inputs(snap, representation)
+    tr, te = time_split(y, snap.session, snap.start, snap.window_rows, train_fraction)
     return ClientData(
-        client_id=d.client_id,
-        X_train=_standardise(d, d.train, d.train),
-        y_train=d.y[d.train],
-        X_test=_standardise(d, d.test, d.train),
-        y_test=d.y[d.test],
-        classes=built.classes,
+        client_id=snap.device,
+        X_train=standardise(X[tr], X[tr]),
+        y_train=y[tr],
+        X_test=standardise(X[te], X[tr]),
+        y_test=y[te],
+        classes=snap.classes,
     )
 
 
-def load_server_data(spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
-    """All windows of the server-held subjects' devices, each standardised on its own.
+def cloud_dirs(data_dir: str | Path) -> list[Path]:
+    root = Path(data_dir) / CLOUD
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
-    Empty arrays when the server holds no subject.
+
+def load_cloud(data_dir: str | Path, representation: str = "windows") -> tuple[np.ndarray, np.ndarray]:
+    """All windows the server holds (``<data-dir>/cloud/*``), each store standardised on its own.
+
+    Empty arrays when the server holds none.
     """
-    built = _build(spec)
-    if not built.server:
-        return np.zeros((0,), np.float32), np.zeros((0,), np.int64)
     Xs, ys = [], []
-    for d in built.server:
-        every = np.arange(len(d.y))
-        Xs.append(_standardise(d, every, every))
-        ys.append(d.y)
+    for path in cloud_dirs(data_dir):
+        snap = DeviceStore(path).snapshot()
+        X = model_inputs(snap, representation)
+        Xs.append(standardise(X, X))
+        ys.append(class_indices(snap))
+    if not Xs:
+        return np.zeros((0,), np.float32), np.zeros((0,), np.int64)
     return np.concatenate(Xs), np.concatenate(ys)
-
-
-def load_pooled(spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Every federation device's training windows pooled (the centralised upper bound)."""
-    parts = [load_partition(spec, i) for i in range(len(_build(spec).devices))]
-    return np.concatenate([p.X_train for p in parts]), np.concatenate([p.y_train for p in parts])

@@ -19,7 +19,7 @@ The bottleneck and the head together are the "FC layers" that FedHealth
 fine-tunes on each user.
 
 :class:`HARCNN` reads raw IMU windows shaped (N, C, L); :class:`FeatureMLP`
-reads the per-window feature vectors of :mod:`client.features`.  Both are
+reads the per-window feature vectors of :mod:`fedotl.client.features`.  Both are
 deterministic given a seed (:func:`build_model`).
 
 Parameter counts (``width=32``, ``bottleneck=64``, 19 classes, any L):
@@ -87,7 +87,7 @@ class HARCNN(nn.Module):
 
 
 class FeatureMLP(nn.Module):
-    """MLP over per-window feature vectors (see :mod:`client.features`)."""
+    """MLP over per-window feature vectors (see :mod:`fedotl.client.features`)."""
 
     def __init__(self, n_features: int, n_classes: int, hidden: int = 128, bottleneck: int = 64):
         super().__init__()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from client.train import TrainSettings, train_local
+from fedotl.client.train import TrainSettings, train_local
 
 
 def covariance(f: torch.Tensor) -> torch.Tensor:

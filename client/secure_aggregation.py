@@ -1,6 +1,6 @@
 """The device side of SecAgg+: Flower's ``secaggplus_mod`` in front of our train handler.
 
-When the server runs with ``secagg = true`` (see :mod:`server.secure_aggregation`),
+When the server runs with ``secagg = true`` (see :mod:`fedotl.server.secure_aggregation`),
 every ``train`` message of a federated round is one of the four SecAgg+
 stages and carries a ``secaggplus`` ConfigRecord.  Flower's
 :func:`flwr.client.mod.secaggplus_mod` answers the key-exchange stages
@@ -25,6 +25,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.client.mod import secaggplus_mod
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, RECORD_KEY_STATE
+from fedotl.client.protocol import REC_ARRAYS, REC_CLIENT, REC_METRICS
 
 # fitres.metrics keys that carry the node's identity (server.secure_aggregation reads them back)
 CLIENT_KEYS = ("client-id", "partition-id")
@@ -34,16 +35,16 @@ def as_fitres_reply(request: Message, reply: Message) -> Message:
     """Our ``train`` reply rewritten as the legacy FitRes records ``secaggplus_mod`` expects."""
     if reply.has_error():
         return reply
-    sent = request.content.array_records.get("arrays") or ArrayRecord()
-    arrays = reply.content.array_records.get("arrays") or ArrayRecord()
+    sent = request.content.array_records.get(REC_ARRAYS) or ArrayRecord()
+    arrays = reply.content.array_records.get(REC_ARRAYS) or ArrayRecord()
     if list(arrays.keys()) != list(sent.keys()):
         # SecAgg+ sums whole vectors: a node cannot keep some layers back (FedBN) or add new ones.
         raise ValueError(
             f"SecAgg+ needs the update to have exactly the arrays the server sent; sent {len(sent)}, "
             f"replied with {len(arrays)} ({sorted(set(arrays.keys()) ^ set(sent.keys()))[:3]} differ)"
         )
-    metrics = reply.content.metric_records.get("metrics") or MetricRecord()
-    client = reply.content.config_records.get("client") or ConfigRecord()
+    metrics = reply.content.metric_records.get(REC_METRICS) or MetricRecord()
+    client = reply.content.config_records.get(REC_CLIENT) or ConfigRecord()
     fitres_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     fitres_metrics.update({k: client[k] for k in CLIENT_KEYS if k in client})
     fitres = FitRes(

@@ -1,18 +1,19 @@
 """Run the app on Flower's Deployment Engine on this machine, over TLS.
 
-    python -m deploy.local_deployment --dataset dsads PATH --nodes N [--rounds R]
+    python -m fedotl.deploy.local_deployment --dataset dsads PATH --nodes N [--rounds R]
         [--strategy S] [--secagg] [--set KEY=VALUE ...] [--certs DIR] [--out RUN_DIR] [--json]
 
 What it does, with Flower's own executables only:
 
 1. checks the options and counts the devices the data gives (``--nodes`` must
-   equal that count), before anything starts;
+   equal that count), before anything starts, and writes each device's store
+   to ``RUN_DIR/stores/devices/<i>`` (the launcher plays every device's recorder);
 2. starts ``flower-superlink`` with TLS (``--ssl-ca-certfile``,
    ``--ssl-certfile``, ``--ssl-keyfile``); in flwr 1.42 its Fleet, Control and
    Runtime APIs share one HTTPS port (``--port``);
 3. starts one ``flower-supernode`` per device, trusting the CA
    (``--root-certificates``), with ``--node-config "partition-id=i
-   num-partitions=N"`` and its own ClientAppIO (Runtime API) port
+   num-partitions=N data-dir=<its store>"`` and its own ClientAppIO (Runtime API) port
    ``--node-port + i``, and waits until the SuperLink lists all N online;
 4. submits the app with ``flwr run . fedotl-tls --stream`` from a private
    FLWR_HOME whose ``config.toml`` points at the SuperLink with the CA as
@@ -46,10 +47,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Sequence
 
-from simulations.argtypes import bounded, positive_float, positive_int
-from simulations.cmd_simulate import coerce_run_config, run_config_item
-from simulations.proctree import alive, descendants
-from server.names import STRATEGIES
+from fedotl.client.config import APP_KEYS, DEFAULTS, RunConfig, parse_value
+from fedotl.client.protocol import STRATEGIES
+from fedotl.deploy.proctree import alive, descendants
+from fedotl.simulations.devices import DeviceSet
+from fedotl.simulations.arguments import add_dataset_args, bounded, dataset_config, key_value, positive_float, positive_int
 
 REPO = Path(__file__).resolve().parent.parent
 FEDERATION = "fedotl-tls"
@@ -83,10 +85,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from simulations.cli import add_dataset_args
-
     p = _Parser(
-        prog="python -m deploy.local_deployment",
+        prog="python -m fedotl.deploy.local_deployment",
         description="Run the fedotl app on Flower's Deployment Engine on this machine: a TLS SuperLink, "
         "one SuperNode per device, and `flwr run`.",
     )
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, default=None, metavar="R", help="federated rounds (default: pyproject's num-server-rounds)")
     p.add_argument("--strategy", choices=[s for s in STRATEGIES if s != "central"], default=None, help="(default: pyproject's strategy)")
     p.add_argument("--secagg", action="store_true", help="Flower's SecAgg+ on every train round")
-    p.add_argument("--set", type=run_config_item, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see pyproject [tool.flwr.app.config])")
+    p.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see fedotl/client/config.py)")
     p.add_argument("--certs", type=Path, default=REPO / "deploy" / "certs", metavar="DIR", help="ca.crt, server.crt, server.key (default deploy/certs; made with deploy/certs.sh when absent)")
     p.add_argument("--node-ca", type=Path, default=None, metavar="FILE", help="CA certificate the SuperNodes trust (default DIR/ca.crt)")
     p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR", help="run directory (default runs/deploy-<time>)")
@@ -111,34 +111,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------ configuration
-def run_config_from_args(args: argparse.Namespace, run_dir: Path) -> dict[str, object]:
-    """The full run config; checks it and that ``--nodes`` equals the device count."""
-    from simulations.cli import reader_options
-    from simulations.federated import DEFAULT_CONFIG, check_config, make_config
+def run_config_from_args(args: argparse.Namespace, run_dir: Path) -> tuple[dict[str, object], DeviceSet]:
+    """The full run config and the device stores; checks both, and that ``--nodes`` equals the device count."""
+    from fedotl.simulations.federated import check_config
 
-    cfg = make_config(dataset=args.dataset, data_path=str(Path(args.path).resolve()), out_dir=str(run_dir))
+    cfg = dict(RunConfig(dataset_config(args), out_dir=str(run_dir)))
     if args.strategy:
         cfg["strategy"] = args.strategy
     if args.rounds:
         cfg["num-server-rounds"] = args.rounds
     if args.secagg:
         cfg["secagg"] = True
-    for key, value in reader_options(args).items():
-        cfg[key.replace("_", "-")] = value
     for key, text in args.set:
-        if key not in DEFAULT_CONFIG:
-            raise UsageError(f"--set {key}: unknown run-config key")
-        if key in ("out-dir", "data-path"):
+        if key in ("out-dir", "data-path", "data-dir"):
             raise UsageError(f"--set {key}: use {'--out' if key == 'out-dir' else 'PATH'} instead")
-        cfg[key] = coerce_run_config(key, text, DEFAULT_CONFIG[key])
+        try:
+            cfg[key] = parse_value(key, text)
+        except ValueError as e:
+            raise UsageError(f"--set {e}") from None
     if cfg["strategy"] == "central":
         raise UsageError("strategy central is not federated: run it with `fedotl simulate`")
-    ids = check_config(cfg)
+    # Each SuperNode gets its own store (node config data-dir); the launcher plays every device's recorder.
+    devices = check_config(cfg, run_dir / "stores")
+    ids = devices.ids
     if args.nodes != len(ids):
         raise UsageError(f"--nodes {args.nodes} but the data gives {len(ids)} devices ({', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''})")
     # Round 1 waits for every SuperNode, so that it never samples a subset.
     cfg["min-available-nodes"] = max(int(cfg["min-available-nodes"]), len(ids))  # type: ignore[call-overload]
-    return cfg
+    return cfg, devices
 
 
 def toml_value(value: object) -> str:
@@ -155,10 +155,8 @@ def toml_value(value: object) -> str:
 
 
 def write_run_config(cfg: dict[str, object], path: Path) -> Path:
-    """The keys that differ from pyproject's defaults, as a TOML file for ``flwr run --run-config``."""
-    from simulations.federated import DEFAULT_CONFIG
-
-    lines = [f"{k} = {toml_value(v)}" for k, v in cfg.items() if v != DEFAULT_CONFIG.get(k)]
+    """The app keys that differ from pyproject's defaults, as a TOML file for ``flwr run --run-config``."""
+    lines = [f"{k} = {toml_value(cfg[k])}" for k in APP_KEYS if k in cfg and cfg[k] != DEFAULTS[k]]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -358,7 +356,7 @@ def run_status(env: dict[str, str], run_id: str, wait: float = 30.0) -> tuple[st
 # ------------------------------------------------------------ main
 def deploy(args: argparse.Namespace) -> dict[str, object]:
     run_dir = (args.out or REPO / "runs" / f"deploy-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    cfg = run_config_from_args(args, run_dir)
+    cfg, devices = run_config_from_args(args, run_dir)
     certs = args.certs.resolve()
     ensure_certs(certs, explicit=args.certs != build_parser().get_default("certs"))
     node_ca = (args.node_ca or certs / "ca.crt").resolve()
@@ -396,7 +394,7 @@ def deploy(args: argparse.Namespace) -> dict[str, object]:
             procs.start(
                 f"supernode-{i}",
                 [flower_bin("flower-supernode"), "--superlink", f"{HOST}:{args.port}", "--root-certificates", str(node_ca),
-                 "--port", str(args.node_port + i), "--node-config", f"partition-id={i} num-partitions={args.nodes}"],
+                 "--port", str(args.node_port + i), "--node-config", f'partition-id={i} num-partitions={args.nodes} data-dir="{devices.store(i)}"'],
             )  # fmt: skip
             for i in range(args.nodes)
         ]

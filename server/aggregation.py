@@ -1,6 +1,6 @@
 """Aggregation rules as plain functions over ``{name: ndarray}`` dicts.
 
-The strategies in :mod:`server.strategies` call these; the tests check them
+The strategies in :mod:`fedotl.server.strategies` call these; the tests check them
 against hand-computed weights.
 
 * :func:`weighted_average`: FedAvg (McMahan et al., "Communication-Efficient

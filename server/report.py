@@ -16,7 +16,7 @@ return value is lost.  In ``out-dir``:
     the final global model (state-dict keys → arrays).
 ``heads/<client>.npz``
     each device's personalised FC layers (FedHealth), written by the device
-    itself (:mod:`client.storage`): heads never reach the server.
+    itself (:mod:`fedotl.client.storage`): heads never reach the server.
 
 Progress goes to stderr, one line per round.
 """
@@ -32,7 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
-from client.storage import save_npz
+from fedotl.client.storage import save_npz
 
 
 def summarise(per_client: Mapping[str, Mapping[str, float]]) -> dict[str, object]:

@@ -43,6 +43,7 @@ from flwr.server.workflow.constant import MAIN_CONFIGS_RECORD, MAIN_PARAMS_RECOR
 from flwr.server.workflow.constant import Key as WorkflowKey
 from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 from flwr.serverapp import Grid
+from fedotl.client.protocol import REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_METRICS
 
 CLIENT_KEYS = ("client-id", "partition-id")  # as client.secure_aggregation writes them
 ERROR_CODE = 4242  # error replies for devices that dropped out of a SecAgg+ round
@@ -118,7 +119,7 @@ class SecAggPlusGrid:
     ``num_examples / max_weight`` and clipped to ±``clipping_range`` before
     quantisation, and the mean is recovered by dividing by the (also masked)
     sum of those factors; a device whose update does not fit drops out of the
-    round with the reason (:func:`client.secure_aggregation.check_range`).
+    round with the reason (:func:`fedotl.client.secure_aggregation.check_range`).
     """
 
     # Flower's defaults, which this wrapper keeps: 2^22 quantisation levels, sums mod 2^32.
@@ -163,7 +164,7 @@ class SecAggPlusGrid:
                 f"SecAgg+ sums {len(by_node)} updates quantised to 2^22 levels in 32-bit arithmetic, which "
                 f"overflows above {self.MODULUS_RANGE // self.QUANTIZATION_RANGE - 1} devices per round; sample fewer"
             )
-        cfg = messages[0].content.config_records.get("config") or ConfigRecord()
+        cfg = messages[0].content.config_records.get(REC_CONFIG) or ConfigRecord()
         server_round = int(cfg.get("server-round", len(self.rounds) + 1))  # type: ignore[arg-type]
         legacy = _SingleRound(self.grid, sorted(by_node))
         context = LegacyContext(
@@ -197,7 +198,7 @@ class SecAggPlusGrid:
         return replies
 
     def _replies(self, by_node: dict[int, Message], legacy: _SingleRound) -> list[Message]:
-        sent = next(iter(by_node.values())).content.array_records.get("arrays") or ArrayRecord()
+        sent = next(iter(by_node.values())).content.array_records.get(REC_ARRAYS) or ArrayRecord()
         aggregate = cast(list, legacy.aggregate)
         if len(aggregate) != len(sent):
             raise RuntimeError(f"SecAgg+ returned {len(aggregate)} arrays for {len(sent)} sent")
@@ -207,7 +208,7 @@ class SecAggPlusGrid:
         for proxy, fitres in legacy.results:
             metrics = {k: v for k, v in fitres.metrics.items() if k not in CLIENT_KEYS and isinstance(v, (int, float))}
             client = {k: fitres.metrics[k] for k in CLIENT_KEYS if k in fitres.metrics}
-            content = RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics), "client": ConfigRecord(client)})  # type: ignore[arg-type]
+            content = RecordDict({REC_ARRAYS: arrays, REC_METRICS: MetricRecord(metrics), REC_CLIENT: ConfigRecord(client)})  # type: ignore[arg-type]
             out.append(Message(content, reply_to=by_node[proxy.node_id]))
         return out
 

@@ -1,9 +1,9 @@
 """The Flower ServerApp (Message API, flwr 1.42).
 
 Thin: ``main`` merges the run config over baked-in defaults and calls
-:func:`server.run.run_server`, which drives a strategy's ``start()``.
+:func:`fedotl.server.run.run_server`, which drives a strategy's ``start()``.
 ``app`` is what ``flwr run .`` loads (pyproject: ``serverapp =
-"server.server_app:app"``); :func:`make_server_app` bakes the run config in
+"fedotl.server.server_app:app"``); :func:`make_server_app` bakes the run config in
 for ``flwr.simulation.run_simulation``, which passes none.
 """
 
@@ -14,7 +14,7 @@ from typing import Mapping
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
-from server.run import run_server
+from fedotl.server.run import run_server
 
 
 def make_server_app(defaults: Mapping[str, object] | None = None) -> ServerApp:

@@ -15,7 +15,7 @@ fedbn         :class:`FedBN` (FedAvg subclass; Li et al., "FedBN", ICLR 2021): o
               non-BatchNorm layers travel; BN layers stay on each node.
 fedap         :class:`FedAP` (FedBN subclass; Lu et al., FedHealth 2 / FedAP, IEEE TBD
               2022): per-client personalised aggregates with weights from the similarity
-              of BatchNorm statistics (:mod:`server.aggregation`).
+              of BatchNorm statistics (:mod:`fedotl.server.aggregation`).
 fedhealth     :class:`FedHealth` (FedProx subclass; Chen et al. 2020): FedAvg rounds (μ
               optional) on top of a cloud-pretrained model, then :meth:`personalize`;
               ``FedHealthBN``/``FedHealthAP`` run the same personalisation over
@@ -28,7 +28,7 @@ arrive in), failed replies are logged and skipped, replies with zero
 examples never enter a weighted average (all-zero would divide by zero), a
 round with fewer than ``min_replies`` usable replies keeps the previous
 model, evaluation can be thinned to every ``eval_every`` rounds, and every
-round's per-client results go to the :class:`~server.report.RunRecorder`.
+round's per-client results go to the :class:`~fedotl.server.report.RunRecorder`.
 """
 
 from __future__ import annotations
@@ -43,23 +43,15 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedProx
 from flwr.supercore import log
 
-from server.aggregation import fedap_weight_matrix, personalised_average, pooled_moments
-from server.report import RunRecorder
-
-
-def record_to_arrays(record: ArrayRecord) -> dict[str, np.ndarray]:
-    return {k: v.numpy() for k, v in record.items()}
-
-
-def arrays_to_record(arrays) -> ArrayRecord:
-    if not arrays:
-        return ArrayRecord()
-    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+from fedotl.client.protocol import CFG_BN_STATS, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_MOMENTS, REC_SOURCE
+from fedotl.client.records import arrays_to_record, record_to_arrays
+from fedotl.server.aggregation import fedap_weight_matrix, personalised_average, pooled_moments
+from fedotl.server.report import RunRecorder
 
 
 def reply_client(msg: Message) -> tuple[int, str]:
     """(partition id, client id) a reply says it comes from; (-1, node id) if it does not say."""
-    cfg = msg.content.config_records.get("client") if msg.has_content() else None
+    cfg = msg.content.config_records.get(REC_CLIENT) if msg.has_content() else None
     if cfg is None:
         return -1, str(msg.metadata.src_node_id)
     return int(cfg.get("partition-id", -1)), str(cfg.get("client-id", msg.metadata.src_node_id))
@@ -241,7 +233,7 @@ class FedAP(FedBN):
     cloud-pretrained one) and, before training, reports the mean and
     variance of the inputs of each of its BatchNorm layers.  From these the
     server computes the weight matrix ``W`` once
-    (:func:`server.aggregation.fedap_weight_matrix`, momentum λ on the
+    (:func:`fedotl.server.aggregation.fedap_weight_matrix`, momentum λ on the
     diagonal), as FedAP does from its pretrained model.  After each round,
     node ``i`` gets ``θ_i = Σ_j W_ij θ_j`` over the shared (non-BN) layers;
     BatchNorm layers stay local as in FedBN.  ``configure_train`` and
@@ -267,7 +259,7 @@ class FedAP(FedBN):
     def configure_train(self, server_round, arrays, config, grid):
         if self.W is None:
             config = ConfigRecord(dict(config))
-            config["bn-stats"] = True
+            config[CFG_BN_STATS] = True
         msgs = super().configure_train(server_round, arrays, config, grid)
         if self.full_first_round and server_round == 1:
             return list(msgs)
@@ -288,7 +280,7 @@ class FedAP(FedBN):
     def _fit_weights(self, replies: list[Message]) -> None:
         nodes, means, variances = [], [], []
         for m in replies:
-            stats = m.content.config_records.get("fedap")
+            stats = m.content.config_records.get(REC_FEDAP)
             if stats is None:
                 continue
             sizes = np.cumsum([0, *stats["bn-sizes"]])  # type: ignore[misc]
@@ -335,23 +327,23 @@ class _Personalizing:
         source = "server data"
         if cov is None:
             msgs = [
-                Message(RecordDict({"arrays": self.arrays_for(n, arrays), "config": ConfigRecord()}), dst_node_id=n, message_type="query.stats")
+                Message(RecordDict({REC_ARRAYS: self.arrays_for(n, arrays), REC_CONFIG: ConfigRecord()}), dst_node_id=n, message_type=MSG_STATS)
                 for n in nodes
             ]
             msgs = self._note_sent(-1, "stats", msgs)  # type: ignore[attr-defined]
             replies = self._usable(-1, "stats", grid.send_and_receive(msgs, timeout=timeout))  # type: ignore[attr-defined]
             counts = [int(_metrics(m)["num-examples"]) for m in replies]  # type: ignore[arg-type]
-            sums = [m.content["moments"]["sum"].numpy() for m in replies]
-            outers = [m.content["moments"]["outer"].numpy() for m in replies]
+            sums = [m.content[REC_MOMENTS]["sum"].numpy() for m in replies]
+            outers = [m.content[REC_MOMENTS]["outer"].numpy() for m in replies]
             _, _, cov = pooled_moments(counts, sums, outers)
             source = f"pooled from {len(replies)} clients"
         recorder.save_arrays("source_covariance", {"cov": cov})
         msgs = []
         for n in nodes:
             content = RecordDict(
-                {"arrays": self.arrays_for(n, arrays), "source": ArrayRecord({"cov": Array(np.asarray(cov, np.float32))}), "config": ConfigRecord(dict(config))}
+                {REC_ARRAYS: self.arrays_for(n, arrays), REC_SOURCE: ArrayRecord({"cov": Array(np.asarray(cov, np.float32))}), REC_CONFIG: ConfigRecord(dict(config))}
             )
-            msgs.append(Message(content, dst_node_id=n, message_type="train.personalize"))
+            msgs.append(Message(content, dst_node_id=n, message_type=MSG_PERSONALIZE))
         msgs = self._note_sent(-1, "personalize", msgs)  # type: ignore[attr-defined]
         replies = self._usable(-1, "personalize", grid.send_and_receive(msgs, timeout=timeout))  # type: ignore[attr-defined]
         per_client = {}

@@ -13,8 +13,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from simulations.splits import leave_one_subject_out
-from simulations.windows import WindowSet
+from fedotl.simulations.splits import leave_one_subject_out
+from fedotl.simulations.windows import WindowSet
 
 
 def make_classifier(seed: int = 0):

@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from simulations.dataset import Channel, HARDataset, Recording
+from fedotl.simulations.dataset import Channel, HARDataset, Recording
 
 FORMAT_VERSION = 1
 

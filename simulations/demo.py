@@ -25,11 +25,11 @@ from typing import Callable
 
 import numpy as np
 
-from online.evaluation import evaluate, results_to_dict
-from simulations.baseline import loso_baseline
-from simulations.stream import build_task, learner_factories
-from simulations.readers import dsads
-from simulations.windows import make_windows
+from fedotl.online.evaluation import evaluate, results_to_dict
+from fedotl.simulations.baseline import loso_baseline
+from fedotl.simulations.stream import build_task, learner_factories
+from fedotl.simulations.readers import dsads
+from fedotl.simulations.windows import make_windows
 
 
 def run_demo(seed: int = 0, echo: Callable[[str], None] | None = print) -> dict:
@@ -79,7 +79,7 @@ def _centralised_and_online(ds, seed: int, say: Callable[[str], None]) -> dict:
 
 
 def _federated(tmp: Path, seed: int, say: Callable[[str], None]) -> dict:
-    from simulations.federated import make_config, simulate
+    from fedotl.simulations.federated import make_config, simulate
 
     say("\nfederated on Flower's Simulation Engine (8 devices = subjects, 25% of windows labelled, 8 rounds)")
     out = {}

@@ -1,13 +1,15 @@
 """The harness behind ``fedotl simulate``: Flower's Simulation Engine, one SuperNode per device.
 
-:func:`simulate` validates the options, counts the devices, and runs the
-ServerApp (:mod:`server.server_app`) and ClientApp (:mod:`client.client_app`)
+:func:`simulate` validates the options, writes every device's store once
+(:mod:`fedotl.simulations.devices`; each ClientApp then reads only its own
+store, ``<data-dir>/devices/<partition-id>``), and runs the
+ServerApp (:mod:`fedotl.server.server_app`) and ClientApp (:mod:`fedotl.client.client_app`)
 with :func:`flwr.simulation.run_simulation` on the Ray backend: the
 ServerApp in a thread of this process, each ClientApp call in a Ray actor
 (1 CPU each, so two at a time on two cores).  ``run_simulation`` passes no
 run config, so the apps are built with the run config baked in
-(:func:`~server.server_app.make_server_app`,
-:func:`~client.client_app.make_client_app`); ``flwr run .`` reads the same
+(:func:`~fedotl.server.server_app.make_server_app`,
+:func:`~fedotl.client.client_app.make_client_app`); ``flwr run .`` reads the same
 keys from pyproject's ``[tool.flwr.app.config]``.
 
 ``central`` is the one strategy that is not federated: it pools every
@@ -15,7 +17,7 @@ device's training windows in this process and trains one model (the
 upper-bound reference), then evaluates it on each device's test split with
 the same functions.
 
-Outputs go to the run directory (see :mod:`server.report`); the summary
+Outputs go to the run directory (see :mod:`fedotl.server.report`); the summary
 dict is returned.
 """
 
@@ -33,102 +35,45 @@ import warnings
 from pathlib import Path
 from typing import Mapping
 
-# Run-config defaults: the same keys and values as pyproject's [tool.flwr.app.config]
-# (tests/test_fed_app.py checks that they agree).
-DEFAULT_CONFIG: dict[str, object] = {
-    "dataset": "dsads",
-    "data-path": "",
-    "clients-by": "subject-position",
-    "train-fraction": 0.7,
-    "window-seconds": 5.0,
-    "rate-hz": 0.0,
-    "label-track": "",
-    "server-subjects": "",
-    "strategy": "fedhealth",
-    "num-server-rounds": 30,
-    "local-epochs": 2,
-    "batch-size": 32,
-    "learning-rate": 0.001,
-    "proximal-mu": 0.01,
-    "fedhealth-proximal-mu": 0.0,
-    "fedhealth-aggregation": "fedavg",
-    "fedap-momentum": 0.5,
-    "model": "cnn",
-    "model-width": 32,
-    "bottleneck": 64,
-    "augment": True,
-    "seed": 0,
-    "pretrain-epochs": 20,
-    "personalize-epochs": 30,
-    "personalize-learning-rate": 0.001,
-    "coral-weight": 1.0,
-    "min-available-nodes": 2,
-    "min-train-nodes": 2,
-    "min-evaluate-nodes": 2,
-    "min-replies": 1,
-    "round-timeout": 3600.0,
-    "eval-every": 1,
-    "out-dir": "",
-    "progress": True,
-    "dp": "none",
-    "dp-noise-multiplier": 0.0,
-    "dp-clipping-norm": 10.0,
-    "secagg": False,
-    "secagg-num-shares": 0.0,
-    "secagg-reconstruction-threshold": 0.5,
-    "secagg-max-weight": 10000.0,
-    "secagg-clipping-range": 8.0,
-    "fail-partition": -1,
-    "fail-round": 0,
-    "fail-mode": "raise",
-    "fail-seconds": 30.0,
-}
+import numpy as np
+
+from fedotl.client.config import DEFAULTS, RunConfig
+from fedotl.simulations.cache import cache_dir
+from fedotl.simulations.devices import DeviceSet, prepare_devices
+
+DEFAULT_CONFIG: dict[str, object] = dict(DEFAULTS)  # every key, harness and app (fedotl.client.config)
 
 
 def make_config(**overrides: object) -> dict[str, object]:
-    """DEFAULT_CONFIG with ``snake_case`` or ``kebab-case`` overrides; unknown keys are an error."""
-    cfg = dict(DEFAULT_CONFIG)
-    for k, v in overrides.items():
-        key = k.replace("_", "-")
-        if key not in cfg:
-            raise ValueError(f"unknown run-config key {key!r}")
-        cfg[key] = v
-    return cfg
+    """The defaults with ``snake_case`` or ``kebab-case`` overrides, validated; unknown keys are an error."""
+    return dict(RunConfig(**overrides))
 
 
-def check_config(cfg: dict[str, object]) -> list[str]:
-    """Validate everything that can be checked before Ray starts; return the device ids.
+def check_config(cfg: dict[str, object], stores: Path | None = None) -> DeviceSet:
+    """Validate everything that can be checked before Ray starts; write the device stores.
 
-    Clamps Flower's default minimum node counts to a federation smaller than them.
+    Sets ``data-dir`` to the stores' folder, and clamps Flower's default
+    minimum node counts to a federation smaller than them.
     """
-    from client.data import device_ids, spec_from_config
-    from client.train import NodeSettings
-    from server.run import ServerSettings
-
-    NodeSettings.from_config(cfg)
-    if cfg.get("strategy") != "central":
-        ServerSettings.from_config(cfg)
-    if cfg.get("model") not in ("cnn", "mlp"):
-        raise ValueError(f"unknown model {cfg.get('model')!r}; choose cnn or mlp")
-    path = str(cfg.get("data-path", ""))
-    if cfg.get("dataset") != "synthetic":
+    c = RunConfig(cfg)
+    path = str(c.data_path)
+    if c.dataset != "synthetic":
         if not path:
             raise ValueError("no data path given")
         if not Path(path).exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
-    ids = device_ids(spec_from_config(cfg))
-    n = len(ids)
+    devices = prepare_devices(c, stores)
+    cfg["data-dir"] = str(devices.root)
+    n = len(devices.ids)
     for key in ("min-available-nodes", "min-train-nodes", "min-evaluate-nodes"):
         # Flower's default minimum (2) cannot exceed a one-device federation.
         if cfg.get(key) == DEFAULT_CONFIG[key] and n < int(DEFAULT_CONFIG[key]):  # type: ignore[arg-type]
             cfg[key] = n  # type: ignore[index]
     for key in ("min-available-nodes", "min-train-nodes", "min-evaluate-nodes", "min-replies"):
         v = int(cfg.get(key, 1))  # type: ignore[arg-type]
-        if v < 0 or v > n:
+        if v > n:
             raise ValueError(f"{key} = {v} but there are {n} devices")
-    if int(cfg.get("eval-every", 1)) < 1:  # type: ignore[arg-type]
-        raise ValueError("eval-every must be >= 1")
-    return ids
+    return devices
 
 
 @contextlib.contextmanager
@@ -186,8 +131,8 @@ def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_clien
                     warnings.simplefilter("ignore", category)
             from flwr.simulation import run_simulation
 
-            from client.client_app import make_client_app
-            from server.server_app import make_server_app
+            from fedotl.client.client_app import make_client_app
+            from fedotl.server.server_app import make_server_app
 
             run_simulation(
                 server_app=make_server_app(cfg),
@@ -206,26 +151,27 @@ def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_clien
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
-def run_central(cfg: Mapping[str, object]) -> dict[str, object]:
+def run_central(cfg: Mapping[str, object], devices: DeviceSet) -> dict[str, object]:
     """Pooled training on every device's training windows; per-device evaluation."""
-    from client.data import device_ids, load_partition, load_pooled, spec_from_config
-    from client.model import build_model, count_params, get_arrays
-    from client.train import NodeSettings, derive_seed, evaluate, train_local, use_one_thread
-    from server.report import RunRecorder
+    from fedotl.client.data import load_device, representation_of
+    from fedotl.client.model import build_model, count_params, get_arrays
+    from fedotl.client.node import train_settings
+    from fedotl.client.train import derive_seed, evaluate, train_local, use_one_thread
+    from fedotl.server.report import RunRecorder
 
     use_one_thread()
-    s = NodeSettings.from_config(cfg)
-    spec = spec_from_config(cfg)
-    rounds = int(cfg["num-server-rounds"])  # type: ignore[arg-type]
-    every = int(cfg.get("eval-every", 1))  # type: ignore[arg-type]
-    recorder = RunRecorder(str(cfg.get("out-dir") or "") or None, "central", rounds, progress=bool(cfg.get("progress", True)))
-    X, y = load_pooled(spec)
-    parts = [load_partition(spec, i) for i in range(len(device_ids(spec)))]
-    model = build_model(s.model, parts[0].n_inputs, parts[0].n_classes, seed=s.seed, width=s.width, bottleneck=s.bottleneck)
+    s = RunConfig(cfg)
+    rounds = int(s.num_server_rounds)
+    every = int(s.eval_every)
+    recorder = RunRecorder(str(s.out_dir) or None, "central", rounds, progress=bool(s.progress))
+    rep = representation_of(str(s.model))
+    parts = [load_device(devices.store(i), float(s.train_fraction), rep) for i in range(len(devices.ids))]
+    X, y = np.concatenate([p.X_train for p in parts]), np.concatenate([p.y_train for p in parts])
+    model = build_model(str(s.model), parts[0].n_inputs, parts[0].n_classes, seed=int(s.seed), width=int(s.model_width), bottleneck=int(s.bottleneck))
     recorder.event("start", config=dict(cfg), nodes=len(parts), params=count_params(model))
     for r in range(1, rounds + 1):
         recorder.round_started(r)
-        fit = train_local(model, X, y, s.train_settings(), seed=derive_seed(s.seed, "central", r))
+        fit = train_local(model, X, y, train_settings(s), seed=derive_seed(s.seed, "central", r))
         recorder.trained(r, {"train-loss": fit["loss"], "train-accuracy": fit["accuracy"], "replies": 1})
         per_client = None
         if r % every == 0 or r == rounds:
@@ -247,22 +193,24 @@ def simulate(cfg: Mapping[str, object], *, verbose: bool = False) -> dict[str, o
     cfg = dict(cfg)
     if cfg.get("data-path") and cfg.get("dataset") != "synthetic":
         cfg["data-path"] = str(Path(str(cfg["data-path"])).resolve())
-    ids = check_config(cfg)
+    out = Path(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULT_CONFIG["strategy"]))))).resolve()
+    devices = check_config(cfg, None if cache_dir() is not None else out / "stores")
     # Every device is a SuperNode that registers when the engine starts: wait
     # for all of them before round 1, so that round 1 never samples a subset.
-    cfg["min-available-nodes"] = max(int(cfg.get("min-available-nodes", 2)), len(ids))  # type: ignore[arg-type]
-    out = Path(str(cfg.get("out-dir") or default_run_dir(str(cfg["strategy"])))).resolve()
+    cfg["min-available-nodes"] = max(int(cfg.get("min-available-nodes", 2)), len(devices.ids))  # type: ignore[arg-type]
     out.mkdir(parents=True, exist_ok=True)
     cfg["out-dir"] = str(out)
     (out / "run_config.json").write_text(json.dumps(cfg, indent=1))
     (out / "summary.json").unlink(missing_ok=True)
     if cfg["strategy"] == "central":
-        summary = run_central(cfg)
+        summary = run_central(cfg, devices)
     else:
-        run_flower(cfg, num_supernodes=len(ids), verbose=verbose)
+        run_flower(cfg, num_supernodes=len(devices.ids), verbose=verbose)
         path = out / "summary.json"
         if not path.exists():
             raise RuntimeError(f"the ServerApp wrote no summary to {path}; rerun with --verbose to see Flower's log")
         summary = json.loads(path.read_text())
     summary["run_dir"] = str(out)
+    if devices.note:
+        summary["note"] = devices.note
     return summary

@@ -13,8 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
-from simulations.dataset import HARDataset, natural_key
-from simulations.windows import WindowSet
+from fedotl.simulations.dataset import HARDataset, natural_key
+from fedotl.simulations.windows import WindowSet
 
 
 # ------------------------------------------------------------ domain splits

@@ -15,7 +15,7 @@ Features are the per-channel statistics of :data:`ONLINE_STATS` (45 DSADS
 channels × 6 = 270 dimensions), standardised with the mean and standard
 deviation of the pooled *source* windows: the target's own statistics are
 never used offline.  With ``target_standardize="online"`` every learner is
-wrapped in :class:`online.TargetStandardized`, which re-standardises the
+wrapped in :class:`fedotl.online.TargetStandardized`, which re-standardises the
 target stream causally with its own running statistics (shrunk towards the
 source scale), for sources and targets whose sensors differ.
 """
@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from online import (
+from fedotl.online import (
     PAIO,
     FixedAlphaHomOTL,
     HomOTLMS,
@@ -39,10 +39,10 @@ from online import (
     SourceOnly,
     TargetStandardized,
 )
-from online.sources import SourceClassifier, train_averaged_pa
-from simulations.dataset import HARDataset
-from simulations.splits import align_datasets
-from simulations.windows import make_windows
+from fedotl.online.sources import SourceClassifier, train_averaged_pa
+from fedotl.simulations.dataset import HARDataset
+from fedotl.simulations.splits import align_datasets
+from fedotl.simulations.windows import make_windows
 
 ONLINE_STATS = ("mean", "std", "min", "max", "p25", "p75")
 LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "fixed", "homotlms", "oddm")
@@ -98,7 +98,7 @@ def build_task(
 
     With ``source_ds`` (another dataset), the sources are its subjects and
     both sides keep only the activities the two datasets share, under common
-    codes (:func:`simulations.splits.align_datasets`).  The two views must
+    codes (:func:`fedotl.simulations.splits.align_datasets`).  The two views must
     have the same number of channels, e.g. one 9-channel body unit each.
     """
     if (target_position is None) != (source_position is None):
@@ -164,7 +164,7 @@ def learner_factories(
 
     ``target_standardize="source"`` streams the task's features as they are
     (standardised with the sources' statistics).  ``"online"`` wraps every
-    learner in :class:`online.TargetStandardized` with ``prior_weight``, so
+    learner in :class:`fedotl.online.TargetStandardized` with ``prior_weight``, so
     each target window is re-standardised with the windows before it; ODDM's
     unlabelled JDA slice is then standardised the same causal way, so that the
     projections are fitted in the space the learner streams through.

@@ -1,7 +1,7 @@
 """Synthetic body-worn IMU signals with real domain shifts.
 
 This is the signal model behind ``fedotl data synth`` and the embedded
-default of the demo.  Each reader module in :mod:`simulations.readers` has a
+default of the demo.  Each reader module in :mod:`fedotl.simulations.readers` has a
 ``write_synthetic`` that turns these arrays into its dataset's official layout.
 
 Signal model, per (subject, activity, body position), in the sensor frame::

@@ -1,7 +1,7 @@
 """Window a whole :class:`HARDataset`, keeping where each window came from.
 
 The device-side work (cutting windows, computing features) lives in
-:mod:`client.windowing` and :mod:`client.features`; this module applies it
+:mod:`fedotl.client.windowing` and :mod:`fedotl.client.features`; this module applies it
 to every recording and records, per window, its subject, position,
 recording and time span, which the splits need to avoid leakage.
 """
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from client.features import STATS, feature_names, sensor_triples, window_features
-from client.windowing import seconds_to_rows, sliding_windows
-from simulations.dataset import Channel, HARDataset
+from fedotl.client.features import STATS, feature_names, sensor_triples, window_features
+from fedotl.client.windowing import seconds_to_rows, sliding_windows
+from fedotl.simulations.dataset import Channel, HARDataset
 
 
 @dataclass
@@ -56,7 +56,7 @@ class WindowSet:
         )
 
     def features(self, stats: tuple[str, ...] = STATS, magnitude: bool = True) -> np.ndarray:
-        """Per-window feature matrix; see :mod:`client.features` for the list."""
+        """Per-window feature matrix; see :mod:`fedotl.client.features` for the list."""
         return window_features(self.X, self.triples() if magnitude else (), stats)
 
     def feature_names(self, stats: tuple[str, ...] = STATS, magnitude: bool = True) -> list[str]:

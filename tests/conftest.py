@@ -29,7 +29,7 @@ def dsads_zip() -> Path:
 @pytest.fixture(scope="session")
 def synth_dsads(tmp_path_factory) -> Path:
     """Synthetic DSADS, 4 subjects × 19 activities × 6 segments, as extracted folders."""
-    from simulations.readers import dsads
+    from fedotl.simulations.readers import dsads
 
     out = tmp_path_factory.mktemp("synth_dsads")
     dsads.write_synthetic(out, n_subjects=4, seed=1, n_segments=6)

@@ -1,7 +1,7 @@
 """Readers for the official raw layouts of the supported datasets.
 
 Each module knows one layout, both ways: ``read(path, **options)`` parses it
-into a :class:`~simulations.dataset.HARDataset`, and
+into a :class:`~fedotl.simulations.dataset.HARDataset`, and
 ``write_synthetic(out, n_subjects, seed, **options)`` writes synthetic data
 in the same layout (for tests and the embedded demo).
 """
@@ -12,7 +12,7 @@ import importlib
 from pathlib import Path
 from typing import Callable
 
-from simulations.dataset import HARDataset
+from fedotl.simulations.dataset import HARDataset
 
 DATASETS = ("dsads", "pamap2", "opportunity", "generic")
 
@@ -20,7 +20,7 @@ DATASETS = ("dsads", "pamap2", "opportunity", "generic")
 def _module(name: str):
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return importlib.import_module(f"simulations.readers.{name}")
+    return importlib.import_module(f"fedotl.simulations.readers.{name}")
 
 
 def load_dataset(name: str, path: str | Path, **options) -> HARDataset:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from simulations.dataset import DataFormatError
+from fedotl.simulations.dataset import DataFormatError
 
 
 def load_table(path: Path, n_columns: int) -> np.ndarray:

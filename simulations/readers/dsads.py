@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simulations.cache import load_or_build
-from simulations.dataset import Channel, DataFormatError, HARDataset, Recording
-from simulations.progress import progress
+from fedotl.simulations.cache import load_or_build
+from fedotl.simulations.dataset import Channel, DataFormatError, HARDataset, Recording
+from fedotl.simulations.progress import progress
 
 RATE_HZ = 25.0
 ROWS_PER_SEGMENT = 125
@@ -323,7 +323,7 @@ def write_synthetic(
     ``as_zip``) for all 19 activities, ``n_subjects`` subjects and
     ``n_segments`` consecutive 5-second segments each.
     """
-    from simulations.synthetic import SyntheticHAR, format_rows
+    from fedotl.simulations.synthetic import SyntheticHAR, format_rows
 
     if not 1 <= n_subjects <= 99:
         raise ValueError(f"n_subjects must be in 1..99, got {n_subjects}")

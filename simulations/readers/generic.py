@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from simulations.cache import load_or_build
-from simulations.dataset import Channel, DataFormatError, HARDataset, Recording
+from fedotl.simulations.cache import load_or_build
+from fedotl.simulations.dataset import Channel, DataFormatError, HARDataset, Recording
 
 RESERVED = ("subject", "label", "timestamp", "position")
 _AXIS = re.compile(r"^(.*?)[_\-. ]?([xyzXYZ])$")
@@ -270,7 +270,7 @@ def write_synthetic(
     gzip_files: bool = False,
 ) -> list[Path]:
     """One CSV per subject: bouts of each activity, one device per position."""
-    from simulations.synthetic import SyntheticHAR, format_rows
+    from fedotl.simulations.synthetic import SyntheticHAR, format_rows
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

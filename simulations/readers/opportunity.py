@@ -64,7 +64,7 @@ Policies
 * **Timestamps**: a step of more than 1.5 sample periods (or a step back)
   splits the recording (counted in ``notes["opportunity_time_breaks"]``);
   ``t0`` is the recording's first MILLISEC / 1000.
-* Bad input raises :class:`~simulations.dataset.DataFormatError` naming the
+* Bad input raises :class:`~fedotl.simulations.dataset.DataFormatError` naming the
   file and line: a missing folder or file, a wrong column count, a
   non-numeric cell, a truncated last line or empty file, an unknown label
   code in the chosen track, a malformed ``column_names.txt`` or
@@ -81,9 +81,9 @@ from typing import Sequence
 
 import numpy as np
 
-from simulations.cache import load_or_build
-from simulations.dataset import Channel, DataFormatError, HARDataset, Recording
-from simulations.readers._text import (
+from fedotl.simulations.cache import load_or_build
+from fedotl.simulations.dataset import Channel, DataFormatError, HARDataset, Recording
+from fedotl.simulations.readers._text import (
     check_codes,
     check_finite,
     contiguous_runs,
@@ -92,7 +92,7 @@ from simulations.readers._text import (
     time_breaks,
     write_table,
 )
-from simulations.synthetic import EARTH_FIELD_UT, GRAVITY, SyntheticHAR
+from fedotl.simulations.synthetic import EARTH_FIELD_UT, GRAVITY, SyntheticHAR
 
 RATE_HZ = 30.0
 N_COLUMNS = 250
@@ -632,7 +632,7 @@ def write_synthetic(
     (Stand, Walk, Sit, Lie) separated by short Null spans, with gestures
     (ML_Both_Arms) as 1-3 s events inside Stand and Sit bouts (denser in
     Drill, which has only Stand and Walk).  Body-worn columns come from
-    :class:`~simulations.synthetic.SyntheticHAR` (arm positions switch to a
+    :class:`~fedotl.simulations.synthetic.SyntheticHAR` (arm positions switch to a
     gesture signature during a gesture), converted to the file's units
     (milli g, value × 1000, degrees) and rounded like the originals; object
     and ambient columns hold plausible values.  ``short_gaps`` NaN runs of

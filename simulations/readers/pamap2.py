@@ -59,14 +59,14 @@ Policies
 * **Timestamps**: a jump of more than 1.5 sample periods (or a step back)
   splits the recording, so ``t0 + i / rate_hz`` stays true.
 
-Bad input raises :class:`~simulations.dataset.DataFormatError` naming the file
+Bad input raises :class:`~fedotl.simulations.dataset.DataFormatError` naming the file
 and line: a missing folder or file, a wrong column count, a non-numeric cell,
 a truncated last line or an empty file, an unknown activity code, a missing
 timestamp.
 
 The parsing helpers here (:func:`load_table`, :func:`fill_nan_linear`,
 :func:`nan_run_lengths`, :func:`contiguous_runs`) are layout-independent;
-:mod:`simulations.readers.opportunity` uses them too.
+:mod:`fedotl.simulations.readers.opportunity` uses them too.
 """
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ from typing import Sequence
 
 import numpy as np
 
-from simulations.cache import load_or_build
-from simulations.dataset import Channel, DataFormatError, HARDataset, Recording
-from simulations.readers._text import (
+from fedotl.simulations.cache import load_or_build
+from fedotl.simulations.dataset import Channel, DataFormatError, HARDataset, Recording
+from fedotl.simulations.readers._text import (
     load_table,
     check_codes,
     check_finite,
@@ -90,7 +90,7 @@ from simulations.readers._text import (
     contiguous_runs,
     write_table,
 )
-from simulations.synthetic import GRAVITY, SyntheticHAR
+from fedotl.simulations.synthetic import GRAVITY, SyntheticHAR
 
 RATE_HZ = 100.0
 N_COLUMNS = 54
@@ -371,7 +371,7 @@ def write_synthetic(
     Each subject performs ``activities`` in order, each for about ``bout_s``
     seconds (±20 %), with transient activity-0 rows (``transient_s``,
     default ``max(0.3, bout_s / 5)``) before each bout and at the end.
-    Signals come from :class:`~simulations.synthetic.SyntheticHAR` (hand,
+    Signals come from :class:`~fedotl.simulations.synthetic.SyntheticHAR` (hand,
     chest, ankle); acc ±6 g is the ±16 g signal clipped at 6 g plus noise;
     temperature is a slow drift near 32 °C quantised like the real sensor;
     orientation columns hold arbitrary (invalid) quaternions; heart rate is

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations.cli import main
-from simulations.federated import DEFAULT_CONFIG, make_config, simulate
+from fedotl.client.config import APP_KEYS
+from fedotl.simulations.cli import main
+from fedotl.simulations.federated import DEFAULT_CONFIG, make_config, simulate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST = {"train-fraction": 0.5, "local-epochs": 1, "personalize-epochs": 3, "pretrain-epochs": 2}
 
 
@@ -40,7 +41,7 @@ def _module_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    from simulations.readers import dsads
+    from fedotl.simulations.readers import dsads
 
     out = tmp_path_factory.mktemp("fed_dsads")
     dsads.write_synthetic(out, n_subjects=2, seed=3, n_segments=4)  # 10 devices
@@ -62,7 +63,7 @@ def _cfg(data: Path, out: Path, **kw) -> dict:
 def fedhealth_cli(data, tmp_path_factory, cache_env):
     out = tmp_path_factory.mktemp("run_fedhealth")
     argv = [
-        sys.executable, "-m", "simulations.cli", "simulate", "--dataset", "dsads", str(data),
+        sys.executable, "-m", "fedotl.simulations.cli", "simulate", "--dataset", "dsads", str(data),
         "--strategy", "fedhealth", "--rounds", "3", "--local-epochs", "1", "--train-fraction", "0.5",
         "--personalize-epochs", "3", "--seed", "7", "--out", str(out), "--json",
         "--set", "fail-partition=1", "--set", "fail-round=2",
@@ -110,6 +111,7 @@ def local_run(data, tmp_path_factory):
 
 
 # ------------------------------------------------------------ FedHealth via the CLI
+@pytest.mark.slow
 def test_cli_prints_exactly_one_json_object(fedhealth_cli):
     r, out = fedhealth_cli
     assert r.returncode == 0, r.stderr[-3000:]
@@ -124,6 +126,7 @@ def test_cli_prints_exactly_one_json_object(fedhealth_cli):
     assert summary["global_mean_accuracy"] is not None
 
 
+@pytest.mark.slow
 def test_progress_per_round_on_stderr(fedhealth_cli):
     r, _ = fedhealth_cli
     for k in (1, 2, 3):
@@ -131,6 +134,7 @@ def test_progress_per_round_on_stderr(fedhealth_cli):
     assert "[fedhealth] personalised:" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_crashing_client_does_not_stop_the_run(fedhealth_cli):
     r, out = fedhealth_cli
     summary = json.loads(r.stdout)
@@ -143,6 +147,7 @@ def test_a_crashing_client_does_not_stop_the_run(fedhealth_cli):
     assert summary["clients"] == 10  # the crashed device still evaluates and personalises
 
 
+@pytest.mark.slow
 def test_run_dir_holds_metrics_model_and_heads(fedhealth_cli):
     r, out = fedhealth_cli
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -160,6 +165,7 @@ def test_run_dir_holds_metrics_model_and_heads(fedhealth_cli):
     assert json.loads((out / "summary.json").read_text())["mean_accuracy"] == json.loads(r.stdout)["mean_accuracy"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(fedhealth_cli, fedhealth_again):
     first = json.loads(fedhealth_cli[0].stdout)
     second = fedhealth_again
@@ -169,6 +175,7 @@ def test_same_seed_same_numbers(fedhealth_cli, fedhealth_again):
     assert strip(second["history"]) == strip(first["history"])
 
 
+@pytest.mark.slow
 def test_secagg_gives_the_plain_run_up_to_quantisation(fedhealth_cli, fedhealth_secagg):
     summary, out = fedhealth_secagg
     # Partition 1 crashes in round 2 mid-protocol; SecAgg+ recovers its masks and averages the other 9.
@@ -183,6 +190,7 @@ def test_secagg_gives_the_plain_run_up_to_quantisation(fedhealth_cli, fedhealth_
 
 
 # ------------------------------------------------------------ other strategies
+@pytest.mark.slow
 def test_fedap_with_cloud_pretraining(fedap_server):
     summary, out = fedap_server
     assert summary["clients"] == 5 and all(k.startswith("p1/") for k in summary["per_client"])
@@ -195,12 +203,14 @@ def test_fedap_with_cloud_pretraining(fedap_server):
     assert W.shape == (5, 5) and np.allclose(W.sum(1), 1) and np.allclose(np.diag(W), 0.5)
 
 
+@pytest.mark.slow
 def test_fedbn_with_client_side_dp_clipping(fedbn_dp):
     summary, out = fedbn_dp
     assert summary["clients"] == 10 and summary["rounds"] == 2 and not summary["failures"]
     assert summary["dp"] == {"mode": "client-fixed", "noise_multiplier": 0.0, "clipping_norm": 5.0}
 
 
+@pytest.mark.slow
 def test_local_only_with_a_straggler_past_the_timeout(local_run):
     summary, out = local_run
     assert summary["clients"] == 10 and summary["rounds"] == 2
@@ -252,8 +262,8 @@ def test_bad_arguments_give_one_line_and_exit_2(data, tmp_path, capsys):
 
 def test_pyproject_app_config_matches_the_harness_defaults():
     flwr = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]
-    assert flwr["app"]["components"] == {"serverapp": "server.server_app:app", "clientapp": "client.client_app:app"}
-    assert flwr["app"]["config"] == DEFAULT_CONFIG
+    assert flwr["app"]["components"] == {"serverapp": "fedotl.server.server_app:app", "clientapp": "fedotl.client.client_app:app"}
+    assert flwr["app"]["config"] == {k: DEFAULT_CONFIG[k] for k in APP_KEYS}
     with pytest.raises(ValueError, match="unknown run-config key"):
         make_config(no_such_key=1)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulations.baseline import make_classifier
-from simulations.readers import dsads
-from simulations.splits import subject_split
-from simulations.windows import make_windows
+from fedotl.simulations.baseline import make_classifier
+from fedotl.simulations.readers import dsads
+from fedotl.simulations.splits import subject_split
+from fedotl.simulations.windows import make_windows
 
 
 @pytest.fixture(scope="module")

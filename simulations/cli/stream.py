@@ -6,17 +6,16 @@ import argparse
 import json
 import math
 
-from online.evaluation import evaluate, results_to_dict
-from simulations.progress import progress
+from fedotl.online.evaluation import evaluate, results_to_dict
+from fedotl.simulations.progress import progress
 
 DEFAULT_PRIOR_WEIGHT = 20.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from simulations.argtypes import bounded, positive_int
-    from simulations.cli import add_dataset_args
-    from simulations.readers import DATASETS
-    from simulations.stream import DEFAULT_LEARNERS, LEARNERS, TARGET_STANDARDIZE
+    from fedotl.simulations.arguments import add_dataset_args, bounded, positive_int
+    from fedotl.simulations.readers import DATASETS
+    from fedotl.simulations.stream import DEFAULT_LEARNERS, LEARNERS, TARGET_STANDARDIZE
 
     p = sub.add_parser(
         "stream",
@@ -65,8 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_stream(args: argparse.Namespace) -> dict:
-    from simulations.cli import load_from_args
-    from simulations.stream import build_task, learner_factories
+    from fedotl.simulations.arguments import load_from_args
+    from fedotl.simulations.stream import build_task, learner_factories
 
     names = [n.strip() for n in args.learners.split(",") if n.strip()]
     if not names:
@@ -80,7 +79,7 @@ def run_stream(args: argparse.Namespace) -> dict:
     if (args.source_dataset is None) != (args.source_path is None):
         raise ValueError("give both --source-dataset and --source-path, or neither")
     if args.source_dataset is not None:
-        from simulations.readers import load_dataset
+        from fedotl.simulations.readers import load_dataset
 
         source_ds = load_dataset(args.source_dataset, args.source_path)
     task = build_task(

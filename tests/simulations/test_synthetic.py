@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulations.baseline import make_classifier
-from simulations.readers import dsads
-from simulations.splits import client_partition, leave_one_subject_out, time_split
-from simulations.synthetic import SyntheticHAR
-from simulations.windows import make_windows
+from fedotl.simulations.baseline import make_classifier
+from fedotl.simulations.readers import dsads
+from fedotl.simulations.splits import client_partition, leave_one_subject_out, time_split
+from fedotl.simulations.synthetic import SyntheticHAR
+from fedotl.simulations.windows import make_windows
 
 
 def test_same_seed_same_signal_other_seed_differs():

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations.dataset import DataFormatError
-from simulations.readers import dsads
+from fedotl.simulations.dataset import DataFormatError
+from fedotl.simulations.readers import dsads
 
 
 def test_synthetic_folder_round_trip(synth_dsads):

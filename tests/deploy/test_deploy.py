@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy import local_deployment as ld
+from fedotl.deploy import local_deployment as ld
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CERTS_SH = ROOT / "deploy" / "certs.sh"
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not on PATH: deploy/certs.sh cannot make certificates")
 
@@ -24,7 +24,7 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="open
 @pytest.fixture(scope="module")
 def dsads5(tmp_path_factory) -> Path:
     """Synthetic DSADS with one subject: 5 devices (one per body unit)."""
-    from simulations.readers.dsads import write_synthetic
+    from fedotl.simulations.readers.dsads import write_synthetic
 
     out = tmp_path_factory.mktemp("dsads5")
     write_synthetic(out, n_subjects=1, seed=3, n_segments=4)
@@ -79,7 +79,7 @@ def leftover_processes(marks: list[str], wait: float = 10.0) -> list[str]:
 def deploy(data: Path, certs: Path, tmp: Path, *extra: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, list[str]]:
     base = free_block(7)
     cmd = [
-        sys.executable, "-m", "deploy.local_deployment", "--dataset", "dsads", str(data), "--nodes", "5",
+        sys.executable, "-m", "fedotl.deploy.local_deployment", "--dataset", "dsads", str(data), "--nodes", "5",
         "--certs", str(certs), "--out", str(tmp / "run"), "--flwr-home", str(tmp / "flwr-home"),
         "--port", str(base), "--node-port", str(base + 1), "--connect-timeout", "90", "--json", *extra,
     ]  # fmt: skip
@@ -144,14 +144,17 @@ def test_argument_errors_are_one_line_and_exit_2(argv, message, dsads5, tmp_path
 
 def test_run_config_file_overrides_only_what_differs(dsads5, tmp_path):
     args = ld.build_parser().parse_args(["--dataset", "dsads", str(dsads5), "--nodes", "5", "--rounds", "2", "--set", "local-epochs=1", "--secagg"])
-    cfg = ld.run_config_from_args(args, tmp_path / "run")
+    cfg, devices = ld.run_config_from_args(args, tmp_path / "run")
     text = ld.write_run_config(cfg, tmp_path / "rc.toml").read_text()
     import tomllib
 
+    # Only app keys travel (Flower refuses others); the data reach each SuperNode as its own store.
     assert tomllib.loads(text) == {
-        "data-path": str(dsads5), "out-dir": str(tmp_path / "run"), "num-server-rounds": 2,
+        "data-dir": str(tmp_path / "run" / "stores"), "out-dir": str(tmp_path / "run"), "num-server-rounds": 2,
         "local-epochs": 1, "secagg": True, "min-available-nodes": 5,
     }  # fmt: skip
+    assert devices.ids == ["p1/T", "p1/RA", "p1/LA", "p1/RL", "p1/LL"]
+    assert all((devices.store(i) / "store.json").is_file() for i in range(5))
     home = ld.write_flwr_config(tmp_path / "home", 39999, tmp_path / "ca.crt")
     conn = tomllib.loads(home.read_text())["superlink"]
     assert conn["default"] == ld.FEDERATION
@@ -159,6 +162,7 @@ def test_run_config_file_overrides_only_what_differs(dsads5, tmp_path):
 
 
 # ------------------------------------------------------------ end to end
+@pytest.mark.slow
 @needs_openssl
 def test_tls_deployment_end_to_end(dsads5, certs, tmp_path):
     t0 = time.monotonic()
@@ -181,6 +185,7 @@ def test_tls_deployment_end_to_end(dsads5, certs, tmp_path):
     print(f"end to end: {time.monotonic() - t0:.0f} s, {result['seconds']}")
 
 
+@pytest.mark.slow
 @needs_openssl
 def test_supernode_with_a_wrong_ca_is_reported_and_everything_stops(dsads5, certs, tmp_path):
     other = tmp_path / "other-ca"

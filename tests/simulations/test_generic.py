@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pytest
 
-from simulations.dataset import DataFormatError
-from simulations.readers import generic
+from fedotl.simulations.dataset import DataFormatError
+from fedotl.simulations.readers import generic
 
 
 def test_synthetic_round_trip_with_positions_and_timestamps(tmp_path):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
 
-from server.report import RunRecorder
-from server.strategies import FedAP, FedBN, LocalOnly, TrackedFedAvg, TrackedFedProx, record_to_arrays, split_replies
+from fedotl.server.report import RunRecorder
+from fedotl.client.records import record_to_arrays
+from fedotl.server.strategies import FedAP, FedBN, LocalOnly, TrackedFedAvg, TrackedFedProx, split_replies
 
 
 pytestmark = pytest.mark.usefixtures("task_identity")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from simulations.cli import main
+from fedotl.simulations.cli import main
 
 
 def run(capsys, *argv):
@@ -18,11 +18,11 @@ def run(capsys, *argv):
 
 
 def test_help_lists_subcommands():
-    r = subprocess.run([sys.executable, "-m", "simulations.cli", "--help"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "fedotl.simulations.cli", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     for cmd in ("demo", "data"):
         assert cmd in r.stdout
-    r = subprocess.run([sys.executable, "-m", "simulations.cli", "data", "info", "--help"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "fedotl.simulations.cli", "data", "info", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--dataset" in r.stdout and "--json" in r.stdout
 
 

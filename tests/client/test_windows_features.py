@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.features import STATS, add_magnitudes, feature_names, window_features
-from client.windowing import sliding_windows
-from simulations.readers import dsads
-from simulations.windows import make_windows
+from fedotl.client.features import STATS, add_magnitudes, feature_names, window_features
+from fedotl.client.windowing import sliding_windows
+from fedotl.simulations.readers import dsads
+from fedotl.simulations.windows import make_windows
 
 
 @settings(max_examples=60, deadline=None)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from simulations.cli import main
-from simulations.readers import dsads
-from simulations.stream import build_task, learner_factories
+from fedotl.simulations.cli import main
+from fedotl.simulations.readers import dsads
+from fedotl.simulations.stream import build_task, learner_factories
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_stream_bad_arguments(synth_dsads, capsys, extra, needle):
 
 
 def test_cross_dataset_sources_share_activities_and_channels(ds, tmp_path):
-    from simulations.readers import pamap2
+    from fedotl.simulations.readers import pamap2
 
     pamap2.write_synthetic(tmp_path, n_subjects=2, seed=4)
     src = pamap2.read(tmp_path)
@@ -106,7 +106,7 @@ def test_cross_dataset_sources_share_activities_and_channels(ds, tmp_path):
 
 
 def test_online_target_standardization_wraps_every_learner(ds):
-    from online import MulticlassPA, TargetStandardized
+    from fedotl.online import MulticlassPA, TargetStandardized
 
     task = build_task(ds, "p2", target_position="LA", source_position="RA")
     names = ["pa", "source", "paio", "homotl1", "homotlms", "oddm"]

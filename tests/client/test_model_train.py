@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from client.model import (
+from fedotl.client.model import (
     FeatureMLP,
     HARCNN,
     bn_keys,
@@ -18,8 +18,8 @@ from client.model import (
     shared_keys,
     state_keys,
 )
-from client.personalize import coral_loss, covariance, personalize, pooled_covariance
-from client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, train_local
+from fedotl.client.personalize import coral_loss, covariance, personalize, pooled_covariance
+from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, train_local
 
 
 def toy(n=60, c=3, length=32, k=3, seed=0):

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from simulations.dataset import DataFormatError
-from simulations.readers import pamap2
+from fedotl.simulations.dataset import DataFormatError
+from fedotl.simulations.readers import pamap2
 from simulations.readers.pamap2 import N_COLUMNS, PROTOCOL_ACTIVITIES
 
 HAND, CHEST, ANKLE = 3, 20, 37  # 0-based first column of each IMU block

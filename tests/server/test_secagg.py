@@ -16,11 +16,11 @@ from flwr.clientapp import ClientApp
 from flwr.common import bytes_to_ndarray
 from flwr.common.secure_aggregation.secaggplus_constants import Key
 
-from client.secure_aggregation import as_fitres_reply, maybe_secaggplus_mod
-from server.report import RunRecorder
-from server.run import ServerSettings
-from server.secure_aggregation import SecAggPlusGrid, auto_num_shares
-from server.strategies import TrackedFedAvg
+from fedotl.client.secure_aggregation import as_fitres_reply, maybe_secaggplus_mod
+from fedotl.server.report import RunRecorder
+from fedotl.client.config import RunConfig
+from fedotl.server.secure_aggregation import SecAggPlusGrid, auto_num_shares
+from fedotl.server.strategies import TrackedFedAvg
 
 START = np.array([0.25, -1.0, 3.0], dtype=np.float32)
 
@@ -176,7 +176,7 @@ def test_fedavg_over_the_secure_replies_is_the_secure_mean():
 def test_client_side_dp_clipping_happens_on_the_device_before_masking():
     from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping
 
-    from client.client_app import maybe_fixedclipping_mod
+    from fedotl.client.client_app import maybe_fixedclipping_mod
 
     nodes = [1, 2, 3]
     inner = InProcessGrid(toy_app(mods=(maybe_secaggplus_mod, maybe_fixedclipping_mod)), nodes)
@@ -239,9 +239,9 @@ def test_an_update_with_other_arrays_than_sent_is_refused():
         ({"strategy": "fedbn"}, "does not apply to fedbn"),
         ({"strategy": "fedhealth", "fedhealth-aggregation": "fedap"}, "fedhealth with fedap aggregation"),
         ({"strategy": "fedavg", "dp": "server-fixed"}, "use dp=client-fixed"),
-        ({"strategy": "fedavg", "secagg-max-weight": 0.0}, "must be positive"),
+        ({"strategy": "fedavg", "secagg-max-weight": 0.0}, "must be > 0"),
     ],
 )
 def test_settings_refuse_what_secagg_cannot_protect(cfg, match):
     with pytest.raises(ValueError, match=match):
-        ServerSettings.from_config({"secagg": True, **cfg})
+        RunConfig({"secagg": True, **cfg})

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.aggregation import bn_distance, fedap_weight_matrix, personalised_average, pooled_moments, weighted_average
+from fedotl.server.aggregation import bn_distance, fedap_weight_matrix, personalised_average, pooled_moments, weighted_average
 
 
 def test_fedavg_weights_by_examples():

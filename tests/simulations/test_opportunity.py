@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulations.dataset import DataFormatError
-from simulations.readers import opportunity as opp
-from simulations.readers.opportunity import GESTURES, N_COLUMNS
+from fedotl.simulations.dataset import DataFormatError
+from fedotl.simulations.readers import opportunity as opp
+from fedotl.simulations.readers.opportunity import GESTURES, N_COLUMNS
 
 LOCO, GEST = 243, 249  # 0-based label columns
 

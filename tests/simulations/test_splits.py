@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulations.readers import dsads, generic
-from simulations.splits import (
+from fedotl.simulations.readers import dsads, generic
+from fedotl.simulations.splits import (
     align_datasets,
     client_partition,
     dirichlet_partition,
@@ -14,7 +14,7 @@ from simulations.splits import (
     position_domains,
     time_split,
 )
-from simulations.windows import make_windows
+from fedotl.simulations.windows import make_windows
 
 
 @pytest.fixture(scope="module")

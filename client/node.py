@@ -1,0 +1,134 @@
+"""What a node does with each message, on numpy dicts (no Flower types).
+
+The ClientApp (:mod:`fedotl.client.client_app`) converts records to and from
+these dicts and keeps ``state`` in ``context.state``; everything here is
+testable without the Simulation Engine.  Every setting comes from the run
+config (:class:`fedotl.client.config.RunConfig`); a message carries only
+what changes per message (the round, FedProx's μ, FedAP's request for
+BatchNorm statistics, FedHealth's source covariance).
+
+``state`` holds what a node keeps between rounds: ``local-model`` for
+local-only training, ``local-bn`` for the strategies that keep BatchNorm on
+the node, ``personal-head`` after FedHealth's personalisation.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from torch import nn
+
+from fedotl.client.config import RunConfig
+from fedotl.client.data import ClientData
+from fedotl.client.model import bn_keys, build_model, fc_keys, get_arrays, set_arrays
+from fedotl.client.personalize import personalize
+from fedotl.client.protocol import CFG_BN_STATS, CFG_PROXIMAL_MU, CFG_SERVER_ROUND
+from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, train_local
+
+Arrays = dict[str, np.ndarray]
+State = dict[str, Arrays]
+
+
+class InjectedFailure(RuntimeError):
+    """Raised on purpose (run config fail-partition/fail-round) to test failure handling."""
+
+
+def train_settings(cfg: RunConfig, *, personalise: bool = False) -> TrainSettings:
+    """Local training (or, with ``personalise``, FedHealth personalisation) settings from the run config."""
+    return TrainSettings(
+        epochs=int(cfg.personalize_epochs if personalise else cfg.local_epochs),
+        lr=float(cfg.personalize_learning_rate if personalise else cfg.learning_rate),
+        batch_size=int(cfg.batch_size),
+        augment=bool(cfg.augment),
+    )
+
+
+def node_model(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State) -> nn.Module:
+    """The model a node works with: received weights, plus what it keeps locally."""
+    model = build_model(str(cfg.model), data.n_inputs, data.n_classes, seed=int(cfg.seed), width=int(cfg.model_width), bottleneck=int(cfg.bottleneck))
+    if cfg.strategy == "local" and "local-model" in state:
+        set_arrays(model, state["local-model"])
+        return model
+    set_arrays(model, incoming)
+    if cfg.local_bn and "local-bn" in state:
+        set_arrays(model, state["local-bn"])
+    return model
+
+
+def maybe_fail(cfg: RunConfig, partition_id: int, server_round: int) -> None:
+    if partition_id == cfg.fail_partition and server_round == cfg.fail_round:
+        if cfg.fail_mode == "hang":  # a straggler: answers after fail-seconds, past the round timeout
+            time.sleep(float(cfg.fail_seconds))
+        else:
+            raise InjectedFailure(f"injected failure of partition {partition_id} in round {server_round}")
+
+
+def node_train(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State, *, partition_id: int, config) -> tuple[Arrays, dict, dict]:
+    """One round of local training.
+
+    Returns (arrays to send, metrics, extra) and updates ``state`` in place.
+    The arrays sent back have the keys that came in, less BatchNorm layers
+    for the strategies that keep them local (FedBN/FedAP return only the
+    shared layers; local-only returns nothing).  ``extra`` carries FedAP's
+    BatchNorm statistics when the server asked for them.
+    """
+    server_round = int(config.get(CFG_SERVER_ROUND, 0))
+    maybe_fail(cfg, partition_id, server_round)
+    model = node_model(data, cfg, incoming, state)
+    extra: dict = {}
+    if config.get(CFG_BN_STATS):
+        means, variances = bn_input_stats(model, data.X_train)
+        extra = {"bn-mean": np.concatenate(means), "bn-var": np.concatenate(variances), "bn-sizes": [len(m) for m in means]}
+    out = train_local(
+        model, data.X_train, data.y_train, train_settings(cfg),
+        seed=derive_seed(cfg.seed, data.client_id, server_round, "train"), proximal_mu=float(config.get(CFG_PROXIMAL_MU, 0.0)),
+    )
+    if cfg.strategy == "local":
+        state["local-model"] = get_arrays(model)
+        send: Arrays = {}
+    else:
+        keys = list(incoming)
+        if cfg.local_bn:
+            bn = bn_keys(model)
+            state["local-bn"] = get_arrays(model, bn)
+            keys = [k for k in keys if k not in set(bn)]  # BN never leaves the node
+        send = get_arrays(model, keys)
+    metrics = {"num-examples": int(len(data.y_train)), "train-loss": float(out["loss"]), "train-accuracy": float(out["accuracy"])}
+    return send, metrics, extra
+
+
+def node_evaluate(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State) -> dict:
+    """The node's model (global, personalised or local) on its own test windows."""
+    model = node_model(data, cfg, incoming, state)
+    r = evaluate(model, data.X_test, data.y_test)
+    return {"num-examples": r["n"], "accuracy": r["accuracy"], "macro-f1": r["macro_f1"], "loss": r["loss"]}
+
+
+def node_stats(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State) -> tuple[Arrays, dict]:
+    """(Σf, Σffᵀ) and n of the bottleneck features of the received model on the training windows."""
+    model = node_model(data, cfg, incoming, state)
+    n, total, outer = embedding_moments(model, data.X_train)
+    return {"sum": total, "outer": outer}, {"num-examples": int(n)}
+
+
+def node_personalize(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State, source_cov: np.ndarray | None) -> tuple[Arrays, dict]:
+    """FedHealth's personalisation: freeze convs, fine-tune FC layers with CORAL.
+
+    Stores the personalised FC layers in ``state["personal-head"]`` and
+    returns them with the test metrics before and after.
+    """
+    model = node_model(data, cfg, incoming, state)
+    before = evaluate(model, data.X_test, data.y_test)
+    fit = personalize(
+        model, data.X_train, data.y_train, source_cov, train_settings(cfg, personalise=True),
+        seed=derive_seed(cfg.seed, data.client_id, "personalize"), coral_weight=float(cfg.coral_weight),
+    )
+    after = evaluate(model, data.X_test, data.y_test)
+    head = get_arrays(model, fc_keys(model))
+    state["personal-head"] = head
+    metrics = {
+        "num-examples": after["n"], "accuracy": after["accuracy"], "macro-f1": after["macro_f1"], "loss": after["loss"],
+        "global-accuracy": before["accuracy"], "global-macro-f1": before["macro_f1"], "train-loss": float(fit["loss"]),
+    }
+    return head, metrics

@@ -1,0 +1,41 @@
+"""The vocabulary that the ServerApp and the ClientApp share: message types, record names, choices.
+
+It lives here, in the lower layer, so that ``fedotl.server`` imports it and
+``fedotl.client`` never imports the server.  Each wire name is written once:
+every sender and every handler uses these constants.
+
+>>> MSG_PERSONALIZE, REC_ARRAYS, REC_CLIENT
+('train.personalize', 'arrays', 'client')
+"""
+
+from __future__ import annotations
+
+# ------------------------------------------------------------ choices
+STRATEGIES = ("local", "central", "fedavg", "fedprox", "fedbn", "fedap", "fedhealth")
+FEDHEALTH_AGGREGATIONS = ("fedavg", "fedbn", "fedap")
+DP_MODES = ("none", "client-fixed", "server-fixed")
+MODELS = ("cnn", "mlp")
+FAIL_MODES = ("raise", "hang")
+
+# ------------------------------------------------------------ message types
+MSG_TRAIN = "train"  # Flower's own: @app.train()
+MSG_EVALUATE = "evaluate"  # Flower's own: @app.evaluate()
+MSG_PERSONALIZE = "train.personalize"  # FedHealth: frozen convs, FC fine-tuning with CORAL
+MSG_STATS = "query.stats"  # bottleneck-feature moments, for FedHealth's source covariance
+MSG_INFO = "query.info"  # input and class counts, so the server can build the model
+
+# ------------------------------------------------------------ record names
+REC_ARRAYS = "arrays"  # model weights, both ways
+REC_CONFIG = "config"  # per-message settings (Flower's strategies use this name too)
+REC_METRICS = "metrics"
+REC_CLIENT = "client"  # who replied: client-id and partition-id
+REC_FEDAP = "fedap"  # FedAP's BatchNorm statistics
+REC_MOMENTS = "moments"  # Σf and Σffᵀ of the bottleneck features
+REC_SOURCE = "source"  # FedHealth's source covariance, server → device
+
+# ------------------------------------------------------------ message-config keys
+# Only what changes per message travels in a message; the run config reaches
+# every node through Flower's context.run_config and is never re-sent.
+CFG_SERVER_ROUND = "server-round"  # set by Flower's strategies
+CFG_PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
+CFG_BN_STATS = "bn-stats"  # FedAP asks for BatchNorm statistics this round

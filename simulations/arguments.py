@@ -1,0 +1,106 @@
+"""Command-line arguments every fedotl command line shares (``fedotl`` and the deployment launcher).
+
+Value types make a bad value a one-line usage error, never a traceback; the
+dataset arguments name a dataset the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from fedotl.client.config import parse_value
+
+
+def bounded(cast: Callable[[str], float], ok: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    """A type that parses with ``cast`` and accepts values where ``ok`` holds.
+
+    >>> fraction = bounded(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
+    >>> fraction("0.25")
+    0.25
+    >>> fraction("2")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a fraction in (0, 1), got '2'
+    """
+    kind = "an integer" if cast is int else "a number"
+
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+
+    return parse
+
+
+positive_float = bounded(float, lambda v: v > 0, "a positive number")
+positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
+non_negative_float = bounded(float, lambda v: v >= 0, "a non-negative number")
+fraction = bounded(float, lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)")
+
+
+def config_value(name: str) -> Callable[[str], object]:
+    """An argparse type that reads run-config key ``name`` as the schema declares it."""
+
+    def parse(text: str) -> object:
+        try:
+            return parse_value(name, text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = name  # argparse names the type in its error
+    return parse
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (``--set``)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), v.strip()
+
+
+# ------------------------------------------------------------ datasets
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    """The dataset arguments shared by every command that reads data."""
+    from fedotl.simulations.readers import DATASETS
+
+    p.add_argument("--dataset", required=True, choices=DATASETS, help="layout of PATH")
+    p.add_argument("path", metavar="PATH", help="dataset zip, top folder or data folder; for generic, a CSV file or folder")
+    p.add_argument("--rate", type=positive_float, default=None, help="generic CSV: sampling rate in Hz when there are no timestamps")
+    p.add_argument("--label-track", choices=("locomotion", "gesture"), default=None, help="OPPORTUNITY: which label track (default locomotion)")
+
+
+def reader_options(args: argparse.Namespace) -> dict[str, object]:
+    """Reader options from ``--rate`` and ``--label-track``, checked against ``--dataset``."""
+    options: dict[str, object] = {}
+    if args.rate is not None:
+        if args.dataset != "generic":
+            raise ValueError(f"--rate applies to the generic format only, not {args.dataset}")
+        options["rate_hz"] = args.rate
+    if args.label_track is not None:
+        if args.dataset != "opportunity":
+            raise ValueError(f"--label-track applies to opportunity only, not {args.dataset}")
+        options["label_track"] = args.label_track
+    return options
+
+
+def dataset_config(args: argparse.Namespace) -> dict[str, object]:
+    """The run-config harness keys that the dataset arguments set."""
+    from pathlib import Path
+
+    cfg: dict[str, object] = {"dataset": args.dataset, "data-path": str(Path(args.path).resolve())}
+    for key, value in reader_options(args).items():
+        cfg[key.replace("_", "-")] = value  # rate_hz -> rate-hz
+    return cfg
+
+
+def load_from_args(args: argparse.Namespace):
+    """Read the dataset the shared arguments name."""
+    from fedotl.simulations.readers import load_dataset
+
+    return load_dataset(args.dataset, args.path, **reader_options(args))

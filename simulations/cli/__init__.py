@@ -1,0 +1,41 @@
+"""The ``fedotl`` command line: one module per subcommand, each with a ``register(sub)``.
+
+Every subcommand prints a readable table by default and exactly one JSON
+object on stdout with ``--json``.  A user's mistake (a bad path, a malformed
+file, an invalid option) ends with ``error: ...`` on stderr and exit status
+2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fedotl.simulations.cli import data, demo, simulate, stream
+from fedotl.simulations.dataset import DataFormatError
+
+SUBCOMMANDS = (demo, data, stream, simulate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="fedotl", description="Federated and online transfer learning on wearable sensor streams.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (DataFormatError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a traceback.
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,95 @@
+"""``fedotl data info|synth|devices``: summarise a dataset, write synthetic files, write device stores."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fedotl.simulations.arguments import add_dataset_args, config_value, dataset_config, load_from_args, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from fedotl.simulations.readers import DATASETS
+
+    data = sub.add_parser("data", help="inspect and synthesise datasets, write device stores")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    info = dsub.add_parser("info", help="validate and summarise a dataset")
+    add_dataset_args(info)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_info)
+
+    synth = dsub.add_parser("synth", help="write synthetic data in a dataset's official layout")
+    synth.add_argument("--dataset", required=True, choices=DATASETS)
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.add_argument("--subjects", type=positive_int, default=4, help="number of subjects (default 4)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--json", action="store_true", help="print one JSON object")
+    synth.set_defaults(func=cmd_synth)
+
+    dev = dsub.add_parser(
+        "devices", help="cut a dataset into devices and write each device's store (for flwr run or SuperNodes)",
+        description="Write one store per device under OUT/devices/<partition-id> (and the server-held subjects under OUT/cloud). "
+        "Give OUT as run config data-dir, or each store to its SuperNode as node config data-dir.",
+    )
+    add_dataset_args(dev)
+    dev.add_argument("--out", required=True, help="a new or empty folder")
+    for flag, key in (("--clients-by", "clients-by"), ("--window", "window-seconds"), ("--dirichlet-clients", "dirichlet-clients"),
+                      ("--dirichlet-alpha", "dirichlet-alpha"), ("--seed", "seed")):
+        dev.add_argument(flag, dest=key, type=config_value(key), default=None, help=f"run config {key}")
+    dev.add_argument("--server-subjects", nargs="+", default=[], metavar="SUBJECT", help="subjects whose stores go to the server (OUT/cloud)")
+    dev.add_argument("--json", action="store_true", help="print one JSON object")
+    dev.set_defaults(func=cmd_devices)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    ds = load_from_args(args)
+    info = ds.summary()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    counts = ds.activity_counts()
+    print(f"dataset     {info['dataset']}  ({info['source']})")
+    print(f"subjects    {len(info['subjects'])}: {', '.join(info['subjects'])}")
+    print(f"positions   {', '.join(info['positions']) or '-'}")
+    print(f"channels    {info['channels']} at {info['rate_hz']:g} Hz; units {', '.join(info['units']) or '-'}")
+    print(f"samples     {info['n_samples']:,} rows in {info['n_recordings']} recordings, {info['duration_s'] / 3600:.2f} h")
+    if "n_segments" in info:
+        print(f"segments    {info['n_segments']:,}")
+    print(f"activities  {len(counts)}")
+    for code, n in counts.items():
+        print(f"  {code:>6}  {ds.activities.get(code, str(code)):<42} {n / ds.rate_hz / 60:8.1f} min")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from fedotl.simulations.readers import writer
+
+    files = writer(args.dataset)(Path(args.out), n_subjects=args.subjects, seed=args.seed)
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "out": str(args.out), "files": len(files)}))
+    else:
+        print(f"wrote {len(files)} {args.dataset} file(s) under {args.out}")
+        print(f"read back with: fedotl data info --dataset {args.dataset} {args.out}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from fedotl.client.config import RunConfig
+    from fedotl.simulations.devices import prepare_devices
+
+    cfg = dataset_config(args)
+    for key in ("clients-by", "window-seconds", "dirichlet-clients", "dirichlet-alpha", "seed"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    cfg["server-subjects"] = ",".join(args.server_subjects)
+    out = Path(args.out).resolve()
+    devices = prepare_devices(RunConfig(cfg), out)
+    if args.json:
+        print(json.dumps({"data_dir": str(devices.root), "devices": devices.ids, "cloud": devices.cloud_ids, "note": devices.note}))
+        return 0
+    if devices.note:
+        print(f"note: {devices.note}")
+    print(f"wrote {len(devices.ids)} device store(s) under {devices.root / 'devices'}" + (f" and {len(devices.cloud_ids)} under {devices.root / 'cloud'}" if devices.cloud_ids else ""))
+    print(f"run with: flwr run . --run-config 'data-dir=\"{devices.root}\"' --federation-config 'num-supernodes={len(devices.ids)}'")
+    return 0
