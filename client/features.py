@@ -30,7 +30,6 @@ from typing import Sequence
 import numpy as np
 
 STATS = ("mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90", "energy")
-BASIC_STATS = ("mean", "std", "min", "max")
 _PERCENTILES = {"p10": 10, "p25": 25, "p50": 50, "p75": 75, "p90": 90}
 
 

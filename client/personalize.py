@@ -47,14 +47,6 @@ def coral_loss(source_cov: torch.Tensor, target_features: torch.Tensor) -> torch
     return (diff * diff).sum() / (4.0 * d * d)
 
 
-def pooled_covariance(n: int, s: np.ndarray, ss: np.ndarray) -> np.ndarray:
-    """Covariance from (count, Σ f, Σ f fᵀ), the form clients and the server share."""
-    if n < 2:
-        raise ValueError(f"need at least 2 feature vectors for a covariance, got {n}")
-    mean = s / n
-    return (ss - n * np.outer(mean, mean)) / (n - 1)
-
-
 def freeze_features(model: nn.Module) -> list[nn.Parameter]:
     """Freeze the conv extractor (weights and BN statistics); return the FC parameters."""
     for p in model.features.parameters():

@@ -123,6 +123,8 @@ def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_clien
         "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
         "init_args": {"num_cpus": cpus, "logging_level": "ERROR" if not verbose else "INFO", "log_to_driver": verbose, "include_dashboard": False},
     }
+    import flwr.common.logger  # noqa: F401  Flower sets its logger's level on import: quieten it after that
+
     try:
         with stdout_to_stderr(), quiet_flower(verbose), warnings.catch_warnings():
             if not verbose:

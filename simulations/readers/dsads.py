@@ -42,7 +42,6 @@ from fedotl.simulations.progress import progress
 RATE_HZ = 25.0
 ROWS_PER_SEGMENT = 125
 POSITIONS = ("T", "RA", "LA", "RL", "LL")
-POSITION_NAMES = {"T": "torso", "RA": "right arm", "LA": "left arm", "RL": "right leg", "LL": "left leg"}
 ACTIVITIES = {
     1: "sitting",
     2: "standing",

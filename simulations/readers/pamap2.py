@@ -118,7 +118,6 @@ ACTIVITIES = {
 }
 # The order in which the protocol was performed (Reiss & Stricker 2012).
 PROTOCOL_ACTIVITIES = (1, 2, 3, 17, 16, 12, 13, 4, 7, 6, 5, 24)
-OPTIONAL_ACTIVITIES = (9, 10, 11, 18, 19, 20)
 
 # 0-based column layout.
 COL_TIME, COL_ACTIVITY, COL_HR = 0, 1, 2
