@@ -6,10 +6,9 @@ Every learner is a :class:`river.base.Classifier` (``learn_one`` / ``predict_one
 ``predict_proba_one`` on dict features) over a numpy array path (``learn_array``,
 ``predict_array``, ``predict_learn_array``, ``partial_fit``, ``prequential``).
 This package depends only on numpy, scipy and river (torch only inside
-:func:`online.sources.from_torch`).  See docs/online.md.
+:func:`fedotl.online.sources.from_torch`).  See docs/online.md.
 """
 
-from .base import margin_pi
 from .baselines import PAIO, FixedAlphaHomOTL, Persistence, SourceOnly
 from .batched import BatchedHomOTLMS, BatchedPA
 from .evaluation import (
@@ -25,6 +24,7 @@ from .homotl1 import HomOTL1, MulticlassHomOTL1
 from .homotl2 import HomOTL2, MulticlassHomOTL2
 from .homotlms import HomOTLMS
 from .jda import JDAResult, jda
+from .kernels import margin_pi
 from .oddm import HomOTLODDM, ProjectedSource
 from .pa import PA, MulticlassPA
 from .sources import (

@@ -1,6 +1,6 @@
 """Baselines of the OTL papers (Zhao & Hoi 2010/2014; Wu et al. 2017) and of streaming HAR.
 
-* PA on the target only          -> :class:`online.pa.MulticlassPA` (PA-I, no source)
+* PA on the target only          -> :class:`fedotl.online.pa.MulticlassPA` (PA-I, no source)
 * :class:`SourceOnly`            -- the fixed source classifier, never updated
 * :class:`PAIO`                  -- "PA Initialised with the Old classifier": PA started at v
 * :class:`FixedAlphaHomOTL`      -- HomOTL-I's combination with alpha fixed (1/2 by default)
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from river import base
 
-from .base import check_positive
 from .ensemble import PiCombination, SourceEnsemble, vote
 from .pa import MulticlassPA
 from .sources import SourceClassifier
+from .validation import check_positive
 
 __all__ = ["PAIO", "FixedAlphaHomOTL", "Persistence", "SourceOnly"]
 
@@ -33,7 +33,7 @@ class SourceOnly(SourceEnsemble):
     Examples
     --------
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> model = SourceOnly(SourceClassifier(np.eye(2), classes=("a", "b")))
     >>> model.predict_learn_array(np.array([0.0, 1.0]), "a")
     'b'
@@ -66,7 +66,7 @@ class PAIO(MulticlassPA):
     Examples
     --------
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> model = PAIO(SourceClassifier(np.eye(2), classes=("a", "b")))
     >>> model.predict_array(np.array([0.0, 1.0]))
     'b'
@@ -88,10 +88,8 @@ class PAIO(MulticlassPA):
             if not isinstance(source, SourceClassifier):
                 raise TypeError(f"source must be a SourceClassifier, got {type(source).__name__}")
             source.require_linear("PAIO")
-            self._init_features(source.feature_names)
-            self._resize(self._d)
-            W, b = source.aligned(self._classes, 0.0)
-            self._set_initial_weights(W, b)
+            W, b = source.aligned(self.classes_, 0.0)
+            self.start_from(W, b, source.feature_names)
 
     @classmethod
     def _unit_test_params(cls):
@@ -101,13 +99,13 @@ class PAIO(MulticlassPA):
 class FixedAlphaHomOTL(PiCombination, SourceEnsemble):
     """HomOTL-I's prediction with a fixed weight: argmax of alpha P_source + (1 - alpha) P_target.
 
-    P are the squashed multi-class margins of :func:`online.base.margin_pi`; in the binary
+    P are the squashed multi-class margins of :func:`fedotl.online.kernels.margin_pi`; in the binary
     case this is sign(alpha Pi(v.x) + (1 - alpha) Pi(w.x) - 1/2).  The target is a PA-I learner.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> model = FixedAlphaHomOTL(SourceClassifier(np.eye(2), classes=("a", "b")))
     >>> model.predict_array(np.array([0.0, 1.0]))
     'b'

@@ -8,9 +8,10 @@ see ``active``) and does exactly what the corresponding single learner does on i
   its own target PA-I learner (D, K, d) and Hedge weights (D, n + 1).
 
 Everything is vectorised over devices with numpy: one batched mat-vec for the scores, one
-scatter for the two updated rows per device.  The work per step is dominated by reading the
-(D, K, d) weights once, so ``dtype=np.float32`` roughly halves the step time; the default is
-float64, which matches the single learners to rounding error.
+scatter for the two updated rows per device (:func:`fedotl.online.kernels.batched_pa_step`).
+The work per step is dominated by reading the (D, K, d) weights once, so ``dtype=np.float32``
+roughly halves the step time; the default is float64, which matches the single learners to
+rounding error.
 
 Labels are class *indices* ``0..K-1`` of ``classes`` (use :meth:`encode` for labels); the set
 of classes is fixed at construction (unlike the single learners, no row is added online).
@@ -24,61 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .base import hedge_beta, hedge_weights, variant_code
+from .kernels import batched_pa_step, hedge_beta, hedge_weights
 from .sources import SourceClassifier
+from .validation import variant_code
 
-__all__ = ["BatchedHomOTLMS", "BatchedPA", "batched_pa_step"]
-
-
-def batched_pa_step(
-    W: np.ndarray,
-    X: np.ndarray,
-    y: np.ndarray,
-    F: np.ndarray,
-    sq: np.ndarray,
-    code: int,
-    C: float,
-    b: np.ndarray | None = None,
-    active: np.ndarray | None = None,
-) -> np.ndarray:
-    """One multi-class PA step for D learners at once, in place; returns tau (D,).
-
-    ``W`` (D, K, d), ``X`` (D, d), ``y`` (D,) class indices, ``F`` (D, K) current scores (used
-    as scratch), ``sq`` (D,) squared norms, ``b`` (D, K) learned biases or ``None``.
-    """
-    D = W.shape[0]
-    r = np.arange(D)
-    fy = F[r, y]
-    F[r, y] = -np.inf
-    s = F.argmax(axis=1)
-    loss = 1.0 - fy + F[r, s]
-    n2 = 2.0 * (sq + 1.0) if b is not None else 2.0 * sq
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if code == 1:
-            tau = np.minimum(C, loss / n2)
-        elif code == 0:
-            tau = loss / n2
-        else:
-            tau = loss / (n2 + 0.5 / C)
-    ok = (loss > 0.0) & (n2 > 0.0)
-    if active is not None:
-        ok &= active
-    tau = np.where(ok, tau, 0.0).astype(W.dtype, copy=False)
-    U = tau[:, None] * X
-    # y != s for every device, so the two scatters never hit the same row; flat row
-    # indices into the (D * K, d) view are a little cheaper than (device, class) pairs
-    if W.flags.c_contiguous:
-        K = W.shape[1]
-        Wf = W.reshape(D * K, W.shape[2])  # a view, since W is contiguous
-        Wf[r * K + y] += U
-        Wf[r * K + s] -= U
-    else:
-        W[r, y] += U
-        W[r, s] -= U
-    if b is not None:
-        b[r, y] += tau
-        b[r, s] -= tau
-    return tau
+__all__ = ["BatchedHomOTLMS", "BatchedPA"]
 
 
 class _Batched:

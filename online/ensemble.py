@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import MulticlassOnlineClassifier, margin_pi
-from .pa import multiclass_pa_step
+from .base import MulticlassOnlineClassifier
+from .kernels import margin_pi, multiclass_pa_step
 from .sources import SourceClassifier
 
 __all__ = ["SourceEnsemble", "homogeneous_features", "vote"]

@@ -83,8 +83,7 @@ def prequential(
     for i in range(n):
         if ours:
             # compare encoded labels (binary learners answer +1/-1 on the array path)
-            xi, sq = learner._check_x(X[i])
-            p, e = learner._test_then_train(xi, sq, ys[i])
+            p, e = learner.predict_learn_encoded(X[i], ys[i])
             wrong = p != e
         else:
             x = dict(enumerate(X[i].tolist()))
@@ -154,7 +153,7 @@ def evaluate_learner(
 ) -> CurveStats:
     """Curves of fresh learners over ``n_permutations`` seeded shuffles (or the time order).
 
-    >>> from online.pa import MulticlassPA
+    >>> from fedotl.online.pa import MulticlassPA
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(200, 4)); y = (X[:, 0] > 0).astype(int)
     >>> stats = evaluate_learner(MulticlassPA, X, y, n_permutations=5)

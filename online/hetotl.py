@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (
-    BinaryOnlineClassifier,
-    MulticlassOnlineClassifier,
-    check_positive,
-    margin_pi,
-)
+from .base import BinaryOnlineClassifier, MulticlassOnlineClassifier
+from .kernels import margin_pi
 from .sources import SourceClassifier
+from .validation import check_positive
 
 __all__ = ["HetOTL", "MulticlassHetOTL"]
 
@@ -61,7 +58,7 @@ class HetOTL(BinaryOnlineClassifier):
     Parameters
     ----------
     source
-        Fixed 2-class linear :class:`~online.sources.SourceClassifier` over the first m
+        Fixed 2-class linear :class:`~fedotl.online.sources.SourceClassifier` over the first m
         features (its feature names come first on the dict path).  ``None``: m = 0.
     C
         Aggressiveness bound on tau.
@@ -77,7 +74,7 @@ class HetOTL(BinaryOnlineClassifier):
     so w1 = 1 - 1 = 0 and w2 = -1.
 
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> src = SourceClassifier([[-0.5], [0.5]], classes=(False, True))
     >>> model = HetOTL(src, n_features=2)
     >>> model.learn_array(np.array([1.0, 1.0]), -1)
@@ -123,7 +120,6 @@ class HetOTL(BinaryOnlineClassifier):
     def _margin(self, x: np.ndarray) -> float:
         return 0.5 * (float(self._w @ x) + self._c)
 
-
     def _update(self, x: np.ndarray, sq: float, y: int, f: float) -> None:
         loss = 1.0 - y * f
         if loss <= 0.0:
@@ -154,7 +150,7 @@ class MulticlassHetOTL(MulticlassOnlineClassifier):
     Parameters
     ----------
     source
-        Fixed linear :class:`~online.sources.SourceClassifier` over the first m features;
+        Fixed linear :class:`~fedotl.online.sources.SourceClassifier` over the first m features;
         its rows initialise W1 for the classes it knows (other classes start at 0).
     C, gamma1, gamma2, n_features
         As in :class:`HetOTL`.
@@ -167,7 +163,7 @@ class MulticlassHetOTL(MulticlassOnlineClassifier):
     tau = min(1, 2 * 1/4 * 3/2 / 1) = 3/4 and rows a, b move by -+3/4 (x1, x2).
 
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> src = SourceClassifier(np.eye(2), classes=("a", "b"))
     >>> model = MulticlassHetOTL(src, n_features=3)
     >>> model.predict_learn_array(np.array([1.0, 0.0, 1.0]), "b")

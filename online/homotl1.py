@@ -15,7 +15,7 @@ which the squared loss on [0, 1] is eta-exp-concave (the AIJ bound's setting).
 
 Multi-class extension (:class:`MulticlassHomOTL1`, our choice; the papers are binary):
 each expert's ``Pi(f)`` becomes the vector ``P_k = Pi(f_k - max_{j != k} f_j)`` of squashed
-multi-class margins (:func:`online.base.margin_pi`), the prediction is
+multi-class margins (:func:`fedotl.online.kernels.margin_pi`), the prediction is
 ``argmax_k sum_i a_i P_ik``, and the loss is ``(1 - P_{i,y})^2``.  With two classes this is
 exactly the binary algorithm: for y = +1, (Pi(f) - 1)^2 = (1 - Pi(y f))^2, and for y = -1,
 Pi(f)^2 = (1 - Pi(-f))^2, while ``a1 P1 + a2 P2`` compared across the two classes is
@@ -28,9 +28,11 @@ import math
 
 import numpy as np
 
-from .base import BinaryOnlineClassifier, check_positive, margin_pi, pi
+from .base import BinaryOnlineClassifier
 from .ensemble import PiCombination, SourceEnsemble
+from .kernels import margin_pi, pa_step, pi
 from .sources import SourceClassifier
+from .validation import check_positive
 
 __all__ = ["BinarySource", "HomOTL1", "MulticlassHomOTL1"]
 
@@ -73,7 +75,7 @@ class HomOTL1(BinaryOnlineClassifier):
     Parameters
     ----------
     source
-        Fixed 2-class :class:`~online.sources.SourceClassifier` (its positive row is ``True``/``1``).
+        Fixed 2-class :class:`~fedotl.online.sources.SourceClassifier` (its positive row is ``True``/``1``).
         Without a source the source expert scores 0 (Pi = 1/2), which never changes a prediction.
     C
         PA-I aggressiveness of the target learner.
@@ -86,7 +88,7 @@ class HomOTL1(BinaryOnlineClassifier):
     s1 = exp(-1/2), s2 = exp(-1/8) and a1 = s1 / (s1 + s2) = 0.407.
 
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> src = SourceClassifier([[-0.5, 0.0], [0.5, 0.0]], classes=(False, True))
     >>> model = HomOTL1(src)
     >>> model.predict_learn_array(np.array([1.0, 0.0]), -1)
@@ -141,9 +143,7 @@ class HomOTL1(BinaryOnlineClassifier):
         s2 = math.exp(-self.eta * (pi(fw) - target) ** 2)
         z = self._a1 * s1 + self._a2 * s2
         self._a1, self._a2 = self._a1 * s1 / z, self._a2 * s2 / z
-        loss = 1.0 - y * fw
-        if loss > 0.0 and sq > 0.0:
-            self._w += (y * min(self.C, loss / sq)) * x
+        pa_step(self._w, x, sq, y, fw, 1, self.C)  # target PA-I
 
     def _learn_enc(self, x: np.ndarray, sq: float, y: int) -> None:
         p1, fw, _ = self._q(x)
@@ -165,7 +165,7 @@ class MulticlassHomOTL1(PiCombination, SourceEnsemble):
     Parameters
     ----------
     source
-        Fixed :class:`~online.sources.SourceClassifier`.
+        Fixed :class:`~fedotl.online.sources.SourceClassifier`.
     C
         PA-I aggressiveness of the target learner.
     eta
@@ -176,7 +176,7 @@ class MulticlassHomOTL1(PiCombination, SourceEnsemble):
     Examples
     --------
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> src = SourceClassifier(np.eye(3), classes=("sit", "walk", "run"))
     >>> model = MulticlassHomOTL1(src)
     >>> model.predict_learn_array(np.array([0.0, 3.0, 0.0]), "run")

@@ -16,7 +16,7 @@ weights are kept as ``beta ** (L_i - min L)`` / sum over cumulative mistakes L_i
 numbers as the multiplicative rule when beta is fixed).  ``y_hat = +1`` only for a positive
 vote: a tie (sign 0) predicts -1 (``False``).
 
-:class:`MulticlassHomOTL2` is :class:`~online.homotlms.HomOTLMS` with a single source, whose
+:class:`MulticlassHomOTL2` is :class:`~fedotl.online.homotlms.HomOTLMS` with a single source, whose
 beta is exactly sqrt(T) / (sqrt(T) + sqrt(ln 2)).
 """
 
@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BinaryOnlineClassifier, check_positive, hedge_beta
+from .base import BinaryOnlineClassifier
 from .homotl1 import BinarySource, source_names
 from .homotlms import HomOTLMS
+from .kernels import hedge_beta, hedge_weights, pa_step
 from .sources import SourceClassifier
+from .validation import check_positive
 
 __all__ = ["HomOTL2", "MulticlassHomOTL2"]
 
@@ -42,7 +44,7 @@ class HomOTL2(BinaryOnlineClassifier):
     Parameters
     ----------
     source
-        Fixed 2-class :class:`~online.sources.SourceClassifier`; without one, the source
+        Fixed 2-class :class:`~fedotl.online.sources.SourceClassifier`; without one, the source
         expert scores 0 (abstains and is always counted wrong).
     C
         PA-I aggressiveness of the target learner.
@@ -56,7 +58,7 @@ class HomOTL2(BinaryOnlineClassifier):
     theta = (1, beta) / (1 + beta).
 
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> src = SourceClassifier([[-0.5, 0.0], [0.5, 0.0]], classes=(False, True))
     >>> model = HomOTL2(src, horizon=100)
     >>> model.predict_learn_array(np.array([1.0, 0.0]), 1)
@@ -111,13 +113,8 @@ class HomOTL2(BinaryOnlineClassifier):
         self._t += 1
         self._L1 += y * fv <= 0.0
         self._L2 += y * fw <= 0.0
-        beta = hedge_beta(self.horizon, 2, self._t)
-        m = min(self._L1, self._L2)
-        t1, t2 = beta ** (self._L1 - m), beta ** (self._L2 - m)
-        self._th1, self._th2 = t1 / (t1 + t2), t2 / (t1 + t2)
-        loss = 1.0 - y * fw
-        if loss > 0.0 and sq > 0.0:
-            self._w += (y * min(self.C, loss / sq)) * x
+        self._th1, self._th2 = hedge_weights((self._L1, self._L2), hedge_beta(self.horizon, 2, self._t))
+        pa_step(self._w, x, sq, y, fw, 1, self.C)  # target PA-I
 
     def _learn_enc(self, x: np.ndarray, sq: float, y: int) -> None:
         fv, fw, _ = self._vote(x)
@@ -140,7 +137,7 @@ class MulticlassHomOTL2(HomOTLMS):
     Parameters
     ----------
     source
-        Fixed :class:`~online.sources.SourceClassifier`; ``None``: the target PA-I alone.
+        Fixed :class:`~fedotl.online.sources.SourceClassifier`; ``None``: the target PA-I alone.
     C
         PA-I aggressiveness of the target learner.
     horizon
@@ -151,7 +148,7 @@ class MulticlassHomOTL2(HomOTLMS):
     Examples
     --------
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> model = MulticlassHomOTL2(SourceClassifier(np.eye(2), classes=("a", "b")), horizon=100)
     >>> round(model.beta_, 4)
     0.9231

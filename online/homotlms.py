@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import check_positive, hedge_beta, hedge_weights
 from .ensemble import SourceEnsemble, strict_top, vote
+from .kernels import hedge_beta, hedge_weights
+from .validation import check_positive
 
 __all__ = ["HomOTLMS"]
 
@@ -36,7 +37,7 @@ class HomOTLMS(SourceEnsemble):
     Parameters
     ----------
     sources
-        Tuple of fixed :class:`~online.sources.SourceClassifier` over the same features.
+        Tuple of fixed :class:`~fedotl.online.sources.SourceClassifier` over the same features.
         ``None`` (or empty): the target PA-I learner alone.
     C
         PA-I aggressiveness of the target learner.
@@ -52,7 +53,7 @@ class HomOTLMS(SourceEnsemble):
     (1, beta, beta) / (1 + 2 beta).
 
     >>> import numpy as np
-    >>> from online.sources import SourceClassifier
+    >>> from fedotl.online.sources import SourceClassifier
     >>> s1 = SourceClassifier(np.eye(2), classes=("a", "b"))
     >>> s2 = SourceClassifier(-np.eye(2), classes=("a", "b"))
     >>> model = HomOTLMS((s1, s2), horizon=100)

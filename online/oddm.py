@@ -5,7 +5,7 @@ Discrepancy Minimization", ECAI 2020 (arXiv:1912.13226).
 
 Offline, per source domain i (:meth:`ProjectedSource.fit`):
 
-* a projection A_i (d x p) by JDA (:func:`online.jda.jda`: MMD matrices, generalised
+* a projection A_i (d x p) by JDA (:func:`fedotl.online.jda.jda`: MMD matrices, generalised
   eigenproblem, pseudo-label rounds) from the source data and a small unlabelled target slice;
 * a multi-class PA-I source learner trained on the projected source data (averaged PA);
 * the source mean and per-class means in the input space.
@@ -36,12 +36,13 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from .base import MulticlassOnlineClassifier, check_positive, hedge_beta, hedge_weights, margin_pi
-from .batched import batched_pa_step
+from .base import MulticlassOnlineClassifier
 from .ensemble import strict_top
 from .jda import jda
+from .kernels import batched_pa_step, hedge_beta, hedge_weights, margin_pi
 from .pa import MulticlassPA
 from .sources import SourceClassifier, from_pa
+from .validation import check_positive
 
 __all__ = ["HomOTLODDM", "ProjectedSource", "oddm_projection_update"]
 

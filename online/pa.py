@@ -23,72 +23,21 @@ direction is zero, so nothing is updated (PA's tau would be l / 0).
 Averaging (``average=True``): predictions use the mean of the weights after each of the T
 learning steps, ((T + 1) W_T - sum_t t * Delta_t) / T, kept in O(1) per update; learning
 still uses the current weights.  This is the variant used to build source classifiers offline
-(:func:`online.sources.from_pa`).
+(:func:`fedotl.online.sources.from_pa`).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
-from .base import (
-    BinaryOnlineClassifier,
-    MulticlassOnlineClassifier,
-    check_positive,
-    margin_pi,
-    variant_code,
-)
+from .base import BinaryOnlineClassifier, MulticlassOnlineClassifier
+from .kernels import margin_pi, multiclass_pa_step, pa_step
+from .validation import check_positive, variant_code
 
-__all__ = ["PA", "MulticlassPA", "multiclass_pa_step"]
-
-_NEG_INF = -math.inf
-
-
-def _tau(code: int, loss: float, n2: float, C: float) -> float:
-    """Step size for PA (0), PA-I (1), PA-II (2); ``n2`` is the effective ||x||^2."""
-    if code == 1:
-        return min(C, loss / n2)
-    if code == 0:
-        return loss / n2
-    return loss / (n2 + 0.5 / C)
-
-
-def multiclass_pa_step(
-    W: np.ndarray,
-    b: np.ndarray | None,
-    x: np.ndarray,
-    sq: float,
-    f: np.ndarray,
-    yi: int,
-    code: int,
-    C: float,
-) -> tuple[float, int]:
-    """One multi-class PA update in place; returns (tau, s), tau = 0 when passive.
-
-    ``f`` holds the current scores W x (+ b) and is used as scratch (entry ``yi`` is
-    overwritten).  ``b`` is the bias vector when the bias is learned, else ``None``.
-    """
-    if f.shape[0] < 2:
-        return 0.0, -1
-    fy = f.item(yi)  # Python floats: cheaper scalar arithmetic than numpy scalars
-    f[yi] = _NEG_INF
-    s = int(f.argmax())
-    loss = 1.0 - fy + f.item(s)
-    if loss <= 0.0:
-        return 0.0, s
-    n2 = 2.0 * (sq + 1.0) if b is not None else 2.0 * sq
-    if n2 <= 0.0:
-        return 0.0, s
-    tau = _tau(code, loss, n2, C)
-    step = x * tau
-    W[yi] += step
-    W[s] -= step
-    if b is not None:
-        b[yi] += tau
-        b[s] -= tau
-    return tau, s
+__all__ = ["PA", "MulticlassPA"]
 
 
 class PA(BinaryOnlineClassifier):
@@ -166,17 +115,11 @@ class PA(BinaryOnlineClassifier):
             return float(w.dot(x)) + b
         return float(self._w.dot(x)) + self._b
 
-
     def _update(self, x: np.ndarray, sq: float, y: int, f: float) -> None:
         self._t += 1
-        loss = 1.0 - y * f
-        if loss <= 0.0:
+        ty = pa_step(self._w, x, sq + 1.0 if self.fit_intercept else sq, y, f, self._code, self.C)
+        if not ty:  # passive
             return
-        n2 = sq + 1.0 if self.fit_intercept else sq
-        if n2 <= 0.0:
-            return
-        ty = y * _tau(self._code, loss, n2, self.C)
-        self._w += ty * x
         if self.fit_intercept:
             self._b += ty
         if self.average:
@@ -259,7 +202,7 @@ class MulticlassPA(MulticlassOnlineClassifier):
         self._U = np.zeros((K, 0))
         self._Ub = np.zeros(K)
         self._t = 0
-        self._b_fixed = False  # set by PAIO when a fixed source intercept is kept
+        self._b_fixed = False  # set by start_from when a fixed (source) intercept is kept
 
     # ------------------------------------------------------------------ shape changes
     def _resize(self, d: int) -> None:
@@ -273,8 +216,15 @@ class MulticlassPA(MulticlassOnlineClassifier):
         self._b = np.append(self._b, 0.0)
         self._Ub = np.append(self._Ub, 0.0)
 
-    def _set_initial_weights(self, W: np.ndarray, b: np.ndarray) -> None:
-        """Start from given weights (PAIO); shapes must match the current rows/columns."""
+    def start_from(self, W: np.ndarray, b: np.ndarray, feature_names: Sequence[Hashable]) -> None:
+        """Start from given weights before learning (PAIO starts from a source's weights).
+
+        ``W`` (K, d) and ``b`` (K,) are aligned with :attr:`classes_`; ``feature_names`` names
+        the d columns (and fixes the width).  Without ``fit_intercept`` a non-zero ``b`` is kept
+        as a fixed offset.
+        """
+        self._init_features(feature_names)
+        self._resize(self._d)
         self._W[...] = W
         self._b[...] = b
         self._b_fixed = bool(np.any(b))

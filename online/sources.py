@@ -14,7 +14,7 @@ learners that need source *weights* in the input space (PAIO, HetOTL) reject it.
 Adapters:
 
 * :func:`from_sklearn` -- any fitted linear model with ``coef_``, ``intercept_``, ``classes_``;
-* :func:`from_pa` / :func:`train_averaged_pa` -- the averaged PA of :mod:`online.pa`;
+* :func:`from_pa` / :func:`train_averaged_pa` -- the averaged PA of :mod:`fedotl.online.pa`;
 * :func:`from_torch` -- an ``nn.Linear`` head over a frozen feature extractor (torch is imported
   only here, lazily).
 """
@@ -248,7 +248,7 @@ def from_pa(
     classes: Sequence[Hashable] | None = None,
     name: str = "",
 ) -> SourceClassifier:
-    """Freeze a (preferably averaged) :class:`~online.pa.PA` or :class:`~online.pa.MulticlassPA`.
+    """Freeze a (preferably averaged) :class:`~fedotl.online.pa.PA` or :class:`~fedotl.online.pa.MulticlassPA`.
 
     For a binary PA the classes default to ``(False, True)``.
     """

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from river import base
 
-from .base import OnlineClassifier, check_positive
+from .validation import check_positive, reject_values
 
 __all__ = ["VAR_FLOOR", "TargetStandardized"]
 
@@ -91,7 +91,7 @@ class TargetStandardized(base.Wrapper, base.Classifier):
     Examples
     --------
     >>> import numpy as np
-    >>> from online import MulticlassPA
+    >>> from fedotl.online import MulticlassPA
     >>> model = TargetStandardized(MulticlassPA(), prior_weight=1.0)
     >>> model.standardize(np.array([[2.0], [4.0], [0.0]])).ravel().round(4).tolist()
     [2.0, 2.4495, -1.1547]
@@ -143,7 +143,7 @@ class TargetStandardized(base.Wrapper, base.Classifier):
         except (TypeError, ValueError):
             finite = False
         if not finite:  # the package's messages, naming the key
-            OnlineClassifier._reject_values(x)
+            reject_values(x)
         index = self._index
         new = [k for k in x if k not in index]
         col = {k: len(index) + j for j, k in enumerate(new)}

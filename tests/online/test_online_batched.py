@@ -7,10 +7,10 @@ import pickle
 import numpy as np
 import pytest
 
-from online.batched import BatchedHomOTLMS, BatchedPA
-from online.homotlms import HomOTLMS
-from online.pa import MulticlassPA
-from online.sources import SourceClassifier
+from fedotl.online.batched import BatchedHomOTLMS, BatchedPA
+from fedotl.online.homotlms import HomOTLMS
+from fedotl.online.pa import MulticlassPA
+from fedotl.online.sources import SourceClassifier
 
 D, d, K, T = 12, 7, 4, 60
 

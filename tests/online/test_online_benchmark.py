@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks import online as bench
+from fedotl.benchmarks import online as bench
 
 
 def test_benchmark_quick_json(capsys):

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-import online
-from online.evaluation import (
+from fedotl import online
+from fedotl.online.evaluation import (
     cumulative_mistake_rate,
     evaluate,
     evaluate_learner,
@@ -16,7 +16,7 @@ from online.evaluation import (
     prequential,
     results_to_dict,
 )
-from online.sources import SourceClassifier
+from fedotl.online.sources import SourceClassifier
 
 
 def _data(n=150, seed=0):

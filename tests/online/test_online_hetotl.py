@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from online.hetotl import HetOTL, MulticlassHetOTL
-from online.sources import SourceClassifier
+from fedotl.online.hetotl import HetOTL, MulticlassHetOTL
+from fedotl.online.sources import SourceClassifier
 
 
 def binary_source(v, c=0.0) -> SourceClassifier:
@@ -80,7 +80,7 @@ def test_multiclass_hetotl_reduces_to_binary():
 
 
 def test_hetotl_rejects_nonlinear_source_and_bad_width():
-    from online.sources import SourceClassifier as SC
+    from fedotl.online.sources import SourceClassifier as SC
 
     with pytest.raises(ValueError, match="linear"):
         HetOTL(SC(np.eye(2), classes=(False, True), transform=lambda x: x, n_features=2))

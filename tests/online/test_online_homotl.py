@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from online.homotl1 import HomOTL1, MulticlassHomOTL1
-from online.homotl2 import HomOTL2, MulticlassHomOTL2
-from online.homotlms import HomOTLMS
-from online.sources import SourceClassifier
+from fedotl.online.homotl1 import HomOTL1, MulticlassHomOTL1
+from fedotl.online.homotl2 import HomOTL2, MulticlassHomOTL2
+from fedotl.online.homotlms import HomOTLMS
+from fedotl.online.sources import SourceClassifier
 
 
 def Pi(z: float) -> float:
@@ -156,7 +156,7 @@ def test_homotlms_beta_uses_n_plus_one_experts():
 
 
 def test_homotlms_without_sources_is_multiclass_pa1():
-    from online.pa import MulticlassPA
+    from fedotl.online.pa import MulticlassPA
 
     rng = np.random.default_rng(4)
     X, y = rng.normal(size=(100, 3)), rng.integers(0, 3, 100)

@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-import online
-from online.sources import SourceClassifier
+from fedotl import online
+from fedotl.online.sources import SourceClassifier
 
 
 def _learners():

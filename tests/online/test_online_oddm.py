@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from online.jda import jda, mmd_linear, mmd_scatter
-from online.oddm import HomOTLODDM, ProjectedSource, oddm_projection_update
-from online.sources import SourceClassifier
+from fedotl.online.jda import jda, mmd_linear, mmd_scatter
+from fedotl.online.oddm import HomOTLODDM, ProjectedSource, oddm_projection_update
+from fedotl.online.sources import SourceClassifier
 
 
 def test_projection_update_by_hand():
@@ -139,7 +139,7 @@ def test_oddm_end_to_end_on_shifted_problem():
 
 
 def test_oddm_without_sources_is_pa1_on_normalised_x():
-    from online.pa import MulticlassPA
+    from fedotl.online.pa import MulticlassPA
 
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(80, 3)), rng.integers(0, 3, 80)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from online.pa import PA, MulticlassPA
+from fedotl.online.pa import PA, MulticlassPA
 
 
 # ---------------------------------------------------------------------- binary, by hand

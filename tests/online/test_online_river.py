@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from river import checks
 
-import online
-from online.sources import SourceClassifier
+from fedotl import online
+from fedotl.online.sources import SourceClassifier
 
 LEARNERS = [
     online.PA,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from online.homotlms import HomOTLMS
-from online.pa import PA, MulticlassPA
-from online.sources import (
+from fedotl.online.homotlms import HomOTLMS
+from fedotl.online.pa import PA, MulticlassPA
+from fedotl.online.sources import (
     SourceClassifier,
     from_pa,
     from_sklearn,
@@ -57,7 +57,7 @@ def test_sklearn_binary_single_row(data):
 def test_sklearn_bool_labels_drive_binary_learners(data):
     from sklearn.linear_model import LogisticRegression
 
-    from online.homotl1 import HomOTL1
+    from fedotl.online.homotl1 import HomOTL1
 
     X, _, y2 = data
     yb = y2 == "up"
@@ -130,7 +130,7 @@ def test_torch_head_over_frozen_extractor(data):
     # usable by the ensembles (scores only), rejected where weights are needed
     m = HomOTLMS((src,), horizon=10)
     m.partial_fit(X[:10], ["sit"] * 10)
-    from online.baselines import PAIO
+    from fedotl.online.baselines import PAIO
 
     with pytest.raises(ValueError, match="linear"):
         PAIO(src)

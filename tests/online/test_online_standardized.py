@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from river import linear_model
 
-import online
-from online import MulticlassPA, TargetStandardized
-from online.evaluation import evaluate_learner
-from online.sources import SourceClassifier
+from fedotl import online
+from fedotl.online import MulticlassPA, TargetStandardized
+from fedotl.online.evaluation import evaluate_learner
+from fedotl.online.sources import SourceClassifier
 
 
 class Recorder(MulticlassPA):
