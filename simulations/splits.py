@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from fedotl.client.data import time_split as device_time_split
 from fedotl.simulations.dataset import HARDataset, natural_key
 from fedotl.simulations.windows import WindowSet
 
@@ -140,26 +141,10 @@ def dirichlet_partition(y: np.ndarray, n_clients: int, alpha: float, seed: int =
 def time_split(ws: WindowSet, idx: np.ndarray, train_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Per activity, the earliest ``train_fraction`` of a device's windows train, the rest test.
 
-    Windows are ordered by (recording, start).  For each activity the
-    boundary falls after the k-th window, k = max(1, round(F · n)); test
-    windows are those that share no rows with any training window, so
-    windows straddling the boundary are dropped (purged), never leaked.
+    The device's own rule (:func:`fedotl.client.data.time_split`) applied to
+    the windows ``idx`` of ``ws``, with recordings as sessions: windows that
+    straddle the boundary are purged, never leaked.
     """
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train fraction must be in (0, 1), got {train_fraction}")
     idx = np.asarray(idx)
-    train, test = [], []
-    for c in np.unique(ws.y[idx]):
-        own = idx[ws.y[idx] == c]
-        own = own[np.lexsort((ws.start[own], ws.recording[own]))]
-        k = min(max(1, int(round(train_fraction * len(own)))), len(own) - 1) if len(own) > 1 else len(own)
-        tr, rest = own[:k], own[k:]
-        if len(rest):
-            # A later window overlaps the training set only if it is in the
-            # same recording as the last training window and starts within L rows.
-            last = tr[-1]
-            near = (ws.recording[rest] == ws.recording[last]) & (ws.start[rest] - ws.start[last] < ws.length)
-            rest = rest[~near]
-        train.append(tr)
-        test.append(rest)
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    tr, te = device_time_split(ws.y[idx], ws.recording[idx], ws.start[idx], ws.length, train_fraction)
+    return np.sort(idx[tr]), np.sort(idx[te])

@@ -97,6 +97,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
+    if summary.get("note"):
+        print(f"note        {summary['note']}")
     print(f"strategy    {summary['strategy']}  ({summary['rounds']} rounds, {summary['clients']} clients)")
     if summary["mean_accuracy"] is None:
         print("no client reported an evaluation (see failures in the run dir's summary.json)")

@@ -60,3 +60,17 @@ def test_bad_file_gives_one_line_error_with_file_and_line(tmp_path, capsys):
     f.write_text("subject,label,v\ns,a,1\ns,a,zz\n")
     rc, _, err = run(capsys, "data", "info", "--dataset", "generic", "--rate", "5", str(f))
     assert rc == 2 and f"{f}, line 3: non-numeric value 'zz'" in err
+
+
+def test_data_devices_writes_one_store_per_device(synth_dsads, tmp_path, capsys):
+    rc = main(["data", "devices", "--dataset", "dsads", str(synth_dsads), "--out", str(tmp_path / "stores"), "--clients-by", "subject", "--server-subjects", "p4", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["devices"] == ["p1", "p2", "p3"] and out["cloud"] == ["p4"]
+    assert sorted(p.name for p in (tmp_path / "stores" / "devices").iterdir()) == ["00000", "00001", "00002"]
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x.txt").write_text("x")
+    rc = main(["data", "devices", "--dataset", "dsads", str(synth_dsads), "--out", str(tmp_path / "taken")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and "not a device-store folder" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        main(["data", "devices", "--dataset", "dsads", str(synth_dsads), "--out", str(tmp_path / "s"), "--clients-by", "device"])
