@@ -65,8 +65,8 @@ _EXC_LINE = re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Failure|Interrup
 def short_reason(reason: str) -> str:
     """The telling line of a ClientApp failure (Flower wraps the traceback).
 
-    >>> short_reason("<class 'X'>:<'Traceback...\\n  File ...\\nclient.train.InjectedFailure: boom'>")
-    'client.train.InjectedFailure: boom'
+    >>> short_reason("<class 'X'>:<'Traceback...\\n  File ...\\nfedotl.client.node.InjectedFailure: boom'>")
+    'fedotl.client.node.InjectedFailure: boom'
     """
     text = _ANSI.sub("", reason).replace("\\n", "\n")
     lines = [ln.strip().rstrip("'>").strip() for ln in text.splitlines() if ln.strip()]

@@ -4,9 +4,9 @@
 
 1. asks one node (``query.info``) for the input and class counts, so the
    server never needs the clients' data to build the model;
-2. for FedHealth and FedAP with ``server-subjects``, pretrains the cloud
-   model on the data the server holds (FedHealth step 1; FedAP's pretrained
-   model);
+2. for FedHealth and FedAP, when the server holds data (stores under
+   ``<data-dir>/cloud``, written for ``server-subjects``), pretrains the cloud
+   model on it (FedHealth step 1; FedAP's pretrained model);
 3. builds the strategy (:mod:`fedotl.server.strategies`), optionally wrapped in
    Flower's differential-privacy wrapper, and calls its ``start()``, on a
    Grid that runs each train round through SecAgg+ when ``secagg`` is on
