@@ -116,7 +116,9 @@ def flower_env(ray_tmp: str) -> dict[str, str]:
 def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_client: int = 1, verbose: bool = False) -> None:
     """One Flower simulation (Ray backend) of the configured run."""
     ray_tmp = tempfile.mkdtemp(prefix="fedotl-ray-", dir="/tmp")
-    saved = {k: os.environ.get(k) for k in flower_env(ray_tmp)}
+    # Flower's Ray backend also prepends the working directory to PYTHONPATH: restore it
+    # after the run, so the repository's folders never shadow anything in later children.
+    saved = {k: os.environ.get(k) for k in (*flower_env(ray_tmp), "PYTHONPATH")}
     os.environ.update(flower_env(ray_tmp))
     cpus = os.cpu_count() or 1
     backend_config = {

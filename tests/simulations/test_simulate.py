@@ -276,3 +276,11 @@ def test_table_output(data, tmp_path, capsys):
     assert rc == 0
     assert "strategy    central  (1 rounds, 10 clients)" in out and "p2/LL" in out and "worst" in out
     assert "[central] round 1/1:" in err
+
+
+@pytest.mark.slow
+def test_an_in_process_run_restores_pythonpath(fedhealth_again):
+    """Flower's Ray backend prepends the working directory to PYTHONPATH; the harness undoes it."""
+    import os
+
+    assert str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep)
