@@ -210,13 +210,6 @@ class RunConfig(Mapping[str, Value]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def app(self) -> dict[str, Value]:
-        """The app keys: what a Flower app receives as its run config."""
-        return {k: self._values[k] for k in APP_KEYS}
-
-    def replace(self, **overrides: object) -> "RunConfig":
-        return RunConfig(self._values, **overrides)
-
     # ------------------------------------------------------------ derived
     @property
     def local_bn(self) -> bool:

@@ -34,14 +34,12 @@ class InjectedFailure(RuntimeError):
     """Raised on purpose (run config fail-partition/fail-round) to test failure handling."""
 
 
-def train_settings(cfg: RunConfig, *, personalise: bool = False) -> TrainSettings:
-    """Local training (or, with ``personalise``, FedHealth personalisation) settings from the run config."""
-    return TrainSettings(
-        epochs=int(cfg.personalize_epochs if personalise else cfg.local_epochs),
-        lr=float(cfg.personalize_learning_rate if personalise else cfg.learning_rate),
-        batch_size=int(cfg.batch_size),
-        augment=bool(cfg.augment),
-    )
+def train_settings(cfg: RunConfig, stage: str = "local") -> TrainSettings:
+    """Training settings from the run config for one stage: ``local`` rounds, FedHealth's
+    ``personalize`` step, or the cloud's ``pretrain`` on server-held data."""
+    epochs = {"local": cfg.local_epochs, "personalize": cfg.personalize_epochs, "pretrain": cfg.pretrain_epochs}[stage]
+    lr = cfg.personalize_learning_rate if stage == "personalize" else cfg.learning_rate
+    return TrainSettings(epochs=int(epochs), lr=float(lr), batch_size=int(cfg.batch_size), augment=bool(cfg.augment))
 
 
 def node_model(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State) -> nn.Module:
@@ -121,7 +119,7 @@ def node_personalize(data: ClientData, cfg: RunConfig, incoming: Arrays, state: 
     model = node_model(data, cfg, incoming, state)
     before = evaluate(model, data.X_test, data.y_test)
     fit = personalize(
-        model, data.X_train, data.y_train, source_cov, train_settings(cfg, personalise=True),
+        model, data.X_train, data.y_train, source_cov, train_settings(cfg, "personalize"),
         seed=derive_seed(cfg.seed, data.client_id, "personalize"), coral_weight=float(cfg.coral_weight),
     )
     after = evaluate(model, data.X_test, data.y_test)

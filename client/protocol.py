@@ -18,8 +18,7 @@ MODELS = ("cnn", "mlp")
 FAIL_MODES = ("raise", "hang")
 
 # ------------------------------------------------------------ message types
-MSG_TRAIN = "train"  # Flower's own: @app.train()
-MSG_EVALUATE = "evaluate"  # Flower's own: @app.evaluate()
+# "train" and "evaluate" are Flower's own (@app.train(), @app.evaluate()).
 MSG_PERSONALIZE = "train.personalize"  # FedHealth: frozen convs, FC fine-tuning with CORAL
 MSG_STATS = "query.stats"  # bottleneck-feature moments, for FedHealth's source covariance
 MSG_INFO = "query.info"  # input and class counts, so the server can build the model

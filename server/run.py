@@ -119,7 +119,8 @@ def run_server(grid: Grid, values: Mapping[str, object]) -> dict[str, object]:
     """Run one federated experiment; return (and write) its summary."""
     from fedotl.client.data import cloud_dirs, load_cloud, representation_of
     from fedotl.client.model import build_model, count_params, get_arrays, set_arrays, shared_keys
-    from fedotl.client.train import TrainSettings, derive_seed, embedding_moments, train_local, use_one_thread
+    from fedotl.client.node import train_settings
+    from fedotl.client.train import derive_seed, embedding_moments, train_local, use_one_thread
     from fedotl.server.aggregation import pooled_moments
 
     use_one_thread()
@@ -141,11 +142,7 @@ def run_server(grid: Grid, values: Mapping[str, object]) -> dict[str, object]:
     if s.data_dir and cloud_dirs(str(s.data_dir)) and s.strategy in ("fedhealth", "fedap"):
         t0 = time.perf_counter()
         server_X, server_y = load_cloud(str(s.data_dir), representation_of(str(s.model)))
-        fit = train_local(
-            model, server_X, server_y,
-            TrainSettings(epochs=int(s.pretrain_epochs), lr=float(s.learning_rate), batch_size=int(s.batch_size), augment=bool(s.augment)),
-            seed=derive_seed(s.seed, "cloud-pretrain"),
-        )
+        fit = train_local(model, server_X, server_y, train_settings(s, "pretrain"), seed=derive_seed(s.seed, "cloud-pretrain"))
         seconds = time.perf_counter() - t0
         recorder.extra["pretrain_seconds"] = round(seconds, 4)
         recorder.event("pretrain", windows=int(len(server_y)), epochs=s.pretrain_epochs, loss=fit["loss"], accuracy=fit["accuracy"], seconds=seconds)

@@ -56,6 +56,35 @@ def config_value(name: str) -> Callable[[str], object]:
     return parse
 
 
+def add_key_flags(p: argparse.ArgumentParser, flags: dict[str, str]) -> None:
+    """One flag per run-config key (``{"--rounds": "num-server-rounds"}``): type, choices and help
+    from the schema; the value lands in ``args.<key>``, ``None`` when not given."""
+    from fedotl.client.config import key
+
+    for flag, name in flags.items():
+        k = key(name)
+        p.add_argument(flag, dest=name, type=config_value(name), choices=k.choices or None, default=None,
+                       metavar=None if k.choices else name.split("-")[-1].upper(), help=f"{k.help} (default {k.default})")
+
+
+def given_keys(args: argparse.Namespace, names) -> dict[str, object]:
+    """The run-config keys among ``names`` that the command line set."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def add_server_subjects(p: argparse.ArgumentParser) -> None:
+    from fedotl.client.config import key
+
+    p.add_argument("--server-subjects", nargs="+", default=[], metavar="SUBJECT", help=key("server-subjects").help)
+
+
+def server_subjects(args: argparse.Namespace) -> str:
+    """``--server-subjects p1 p2`` (or ``p1,p2``) as the run-config value ``"p1,p2"``."""
+    from fedotl.client.config import parse_subjects
+
+    return ",".join(s for item in args.server_subjects for s in parse_subjects(item))
+
+
 def key_value(text: str) -> tuple[str, str]:
     """``KEY=VALUE`` (``--set``)."""
     if "=" not in text:

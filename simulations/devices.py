@@ -221,11 +221,12 @@ def write_devices(devs: Devices, root: Path | None = None) -> DeviceSet:
         try:
             _write(devs, tmp)
             if root.exists():
-                root.rmdir()
-            os.replace(tmp, root)  # whole or not at all; a concurrent writer wrote the same content
-        except OSError:
-            if not (root / "index.json").exists():
-                raise
+                root.rmdir()  # empty, checked above
+            try:
+                os.replace(tmp, root)  # whole or not at all
+            except OSError:
+                if not (root / "index.json").exists():
+                    raise  # not a concurrent writer of the same content: a real failure
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return DeviceSet(root, [d.client_id for d in devs.devices], [d.client_id for d in devs.cloud], devs.note)

@@ -41,9 +41,6 @@ from fedotl.client.config import DEFAULTS, RunConfig
 from fedotl.simulations.cache import cache_dir
 from fedotl.simulations.devices import DeviceSet, prepare_devices
 
-DEFAULT_CONFIG: dict[str, object] = dict(DEFAULTS)  # every key, harness and app (fedotl.client.config)
-
-
 def make_config(**overrides: object) -> dict[str, object]:
     """The defaults with ``snake_case`` or ``kebab-case`` overrides, validated; unknown keys are an error."""
     return dict(RunConfig(**overrides))
@@ -67,7 +64,7 @@ def check_config(cfg: dict[str, object], stores: Path | None = None) -> DeviceSe
     n = len(devices.ids)
     for key in ("min-available-nodes", "min-train-nodes", "min-evaluate-nodes"):
         # Flower's default minimum (2) cannot exceed a one-device federation.
-        if cfg.get(key) == DEFAULT_CONFIG[key] and n < int(DEFAULT_CONFIG[key]):  # type: ignore[arg-type]
+        if cfg.get(key) == DEFAULTS[key] and n < int(DEFAULTS[key]):  # type: ignore[arg-type]
             cfg[key] = n  # type: ignore[index]
     for key in ("min-available-nodes", "min-train-nodes", "min-evaluate-nodes", "min-replies"):
         v = int(cfg.get(key, 1))  # type: ignore[arg-type]
@@ -197,7 +194,7 @@ def simulate(cfg: Mapping[str, object], *, verbose: bool = False) -> dict[str, o
     cfg = dict(cfg)
     if cfg.get("data-path") and cfg.get("dataset") != "synthetic":
         cfg["data-path"] = str(Path(str(cfg["data-path"])).resolve())
-    out = Path(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULT_CONFIG["strategy"]))))).resolve()
+    out = Path(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"]))))).resolve()
     devices = check_config(cfg, None if cache_dir() is not None else out / "stores")
     # Every device is a SuperNode that registers when the engine starts: wait
     # for all of them before round 1, so that round 1 never samples a subset.

@@ -6,7 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from fedotl.simulations.arguments import add_dataset_args, config_value, dataset_config, load_from_args, positive_int
+from fedotl.simulations.arguments import add_dataset_args, add_key_flags, add_server_subjects, dataset_config, given_keys, load_from_args, positive_int, server_subjects
+
+# flag -> run-config key, as in `fedotl simulate`
+DEVICE_FLAGS = {
+    "--clients-by": "clients-by",
+    "--window": "window-seconds",
+    "--dirichlet-clients": "dirichlet-clients",
+    "--dirichlet-alpha": "dirichlet-alpha",
+    "--seed": "seed",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,10 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_dataset_args(dev)
     dev.add_argument("--out", required=True, help="a new or empty folder")
-    for flag, key in (("--clients-by", "clients-by"), ("--window", "window-seconds"), ("--dirichlet-clients", "dirichlet-clients"),
-                      ("--dirichlet-alpha", "dirichlet-alpha"), ("--seed", "seed")):
-        dev.add_argument(flag, dest=key, type=config_value(key), default=None, help=f"run config {key}")
-    dev.add_argument("--server-subjects", nargs="+", default=[], metavar="SUBJECT", help="subjects whose stores go to the server (OUT/cloud)")
+    add_key_flags(dev, DEVICE_FLAGS)
+    add_server_subjects(dev)
     dev.add_argument("--json", action="store_true", help="print one JSON object")
     dev.set_defaults(func=cmd_devices)
 
@@ -78,11 +85,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from fedotl.client.config import RunConfig
     from fedotl.simulations.devices import prepare_devices
 
-    cfg = dataset_config(args)
-    for key in ("clients-by", "window-seconds", "dirichlet-clients", "dirichlet-alpha", "seed"):
-        if getattr(args, key) is not None:
-            cfg[key] = getattr(args, key)
-    cfg["server-subjects"] = ",".join(args.server_subjects)
+    cfg = {**dataset_config(args), **given_keys(args, DEVICE_FLAGS.values())}
+    cfg["server-subjects"] = server_subjects(args)
     out = Path(args.out).resolve()
     devices = prepare_devices(RunConfig(cfg), out)
     if args.json:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from fedotl.client.config import DEFAULTS, key, parse_subjects, parse_value
-from fedotl.simulations.arguments import add_dataset_args, config_value, dataset_config, key_value, positive_int
+from fedotl.client.config import DEFAULTS, key, parse_value
+from fedotl.simulations.arguments import (
+    add_dataset_args, add_key_flags, add_server_subjects, config_value, dataset_config, given_keys, key_value, positive_int, server_subjects,
+)
 
 # flag -> run-config key.  Value flags take the key's type, default and help.
 FLAGS: dict[str, str] = {
@@ -51,13 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one Flower SuperNode per device, each evaluated on its own later windows.",
     )
     add_dataset_args(p)
-    for flag, name in FLAGS.items():
-        k = key(name)
-        p.add_argument(flag, dest=name, type=config_value(name), choices=k.choices or None, default=None,
-                       metavar=None if k.choices else name.split("-")[-1].upper(), help=f"{k.help} (default {k.default})")
+    add_key_flags(p, FLAGS)
     for flag, name in SWITCHES.items():
         p.add_argument(flag, dest=name, action="store_const", const=not key(name).default, default=None, help=f"{key(name).help} ({'off' if key(name).default else 'on'})")
-    p.add_argument("--server-subjects", nargs="+", default=[], metavar="SUBJECT", help=key("server-subjects").help)
+    add_server_subjects(p)
     p.add_argument("--min-nodes", type=positive_int, default=None, metavar="N", help="Flower's minimum nodes sampled for training and evaluation per round (default 2; the simulation always waits for every device before round 1)")
     p.add_argument("--mu", type=config_value("proximal-mu"), default=None, help=f"proximal weight of the strategy run: proximal-mu for fedprox (default {DEFAULTS['proximal-mu']}), fedhealth-proximal-mu for fedhealth (default {DEFAULTS['fedhealth-proximal-mu']})")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default runs/<strategy>-<time>)")
@@ -72,10 +71,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, object]:
 
     cfg = make_config(progress=True, out_dir=args.out or "")
     cfg.update(dataset_config(args))
-    for name in (*FLAGS.values(), *SWITCHES.values()):
-        if getattr(args, name) is not None:
-            cfg[name] = getattr(args, name)
-    cfg["server-subjects"] = ",".join(s for item in args.server_subjects for s in parse_subjects(item))
+    cfg.update(given_keys(args, (*FLAGS.values(), *SWITCHES.values())))
+    cfg["server-subjects"] = server_subjects(args)
     if args.mu is not None:
         cfg["fedhealth-proximal-mu" if cfg["strategy"] == "fedhealth" else "proximal-mu"] = args.mu
     if args.min_nodes is not None:

@@ -25,7 +25,8 @@ import pytest
 
 from fedotl.client.config import APP_KEYS
 from fedotl.simulations.cli import main
-from fedotl.simulations.federated import DEFAULT_CONFIG, make_config, simulate
+from fedotl.client.config import DEFAULTS
+from fedotl.simulations.federated import make_config, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {"train-fraction": 0.5, "local-epochs": 1, "personalize-epochs": 3, "pretrain-epochs": 2}
@@ -263,7 +264,7 @@ def test_bad_arguments_give_one_line_and_exit_2(data, tmp_path, capsys):
 def test_pyproject_app_config_matches_the_harness_defaults():
     flwr = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]
     assert flwr["app"]["components"] == {"serverapp": "fedotl.server.server_app:app", "clientapp": "fedotl.client.client_app:app"}
-    assert flwr["app"]["config"] == {k: DEFAULT_CONFIG[k] for k in APP_KEYS}
+    assert flwr["app"]["config"] == {k: DEFAULTS[k] for k in APP_KEYS}
     with pytest.raises(ValueError, match="unknown run-config key"):
         make_config(no_such_key=1)
 
