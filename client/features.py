@@ -30,6 +30,8 @@ from typing import Sequence
 import numpy as np
 
 STATS = ("mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90", "energy")
+#: the online learners' features (``fedotl stream`` and a streaming device), no magnitudes
+ONLINE_STATS = ("mean", "std", "min", "max", "p25", "p75")
 _PERCENTILES = {"p10": 10, "p25": 25, "p50": 50, "p75": 75, "p90": 90}
 
 

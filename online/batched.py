@@ -183,6 +183,48 @@ class BatchedPA(_Batched):
         self._run(run)
         return pred
 
+    # ------------------------------------------------------------------ a subset of devices
+    def _rows(self, rows: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(rows, dtype=np.intp)
+        X = np.asarray(X, dtype=self.dtype)
+        if rows.ndim != 1 or X.shape != (len(rows), self.n_features):
+            raise ValueError(f"expected rows (n,) and X (n, {self.n_features}), got {rows.shape} and {X.shape}")
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_devices):
+            raise ValueError(f"device rows must be in [0, {self.n_devices})")
+        return rows, X
+
+    def scores_rows(self, rows: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """(n, K) class scores of device ``rows[i]`` on ``X[i]``: only those devices' work.
+
+        >>> engine = BatchedPA(n_devices=3, n_features=1, classes=(0, 1))
+        >>> engine.learn_rows(np.array([2]), np.array([[1.0]]), np.array([1]))
+        >>> engine.scores_rows(np.array([0, 2]), np.array([[1.0], [1.0]])).tolist()
+        [[0.0, 0.0], [-0.5, 0.5]]
+        """
+        rows, X = self._rows(rows, X)
+        F = np.einsum("nkf,nf->nk", self.W[rows], X)
+        if self.b is not None:
+            F += self.b[rows]
+        return F
+
+    def learn_rows(self, rows: np.ndarray, X: np.ndarray, y: np.ndarray) -> None:
+        """One PA step of device ``rows[i]`` on ``(X[i], y[i])``; the rows must be distinct."""
+        rows, X = self._rows(rows, X)
+        y = np.asarray(y, dtype=np.intp)
+        if y.shape != rows.shape or (y.size and (y.min() < 0 or y.max() >= len(self.classes))):
+            raise ValueError(f"y must be {len(rows)} class indices in [0, {len(self.classes)})")
+        if len(np.unique(rows)) != len(rows):
+            raise ValueError("learn_rows needs distinct device rows (one step per device)")
+        W = self.W[rows]
+        b = None if self.b is None else self.b[rows]
+        F = np.einsum("nkf,nf->nk", W, X)
+        if b is not None:
+            F += b
+        batched_pa_step(W, X, y, F, np.einsum("nf,nf->n", X, X), self._code, self.C, b)
+        self.W[rows] = W
+        if b is not None:
+            self.b[rows] = b
+
 
 class BatchedHomOTLMS(_Batched):
     """D HomOTLMS ensembles (Wu et al., TKDE 2017) over shared fixed sources, stepped together.

@@ -35,7 +35,7 @@ from river import base
 
 from .validation import check_positive, reject_values
 
-__all__ = ["VAR_FLOOR", "TargetStandardized"]
+__all__ = ["VAR_FLOOR", "TargetStandardized", "running_standardize"]
 
 #: Lower bound of the estimated variance (guards against cancellation in E[x^2] - mean^2).
 VAR_FLOOR = 1e-8
@@ -49,7 +49,7 @@ def _moments(S: np.ndarray, Q: np.ndarray, c: Any, m0: float) -> tuple[np.ndarra
     return mean, np.maximum(var, VAR_FLOOR)
 
 
-def _standardize(X: np.ndarray, S: np.ndarray, Q: np.ndarray, c: Any, m0: float) -> np.ndarray:
+def running_standardize(X: np.ndarray, S: np.ndarray, Q: np.ndarray, c: Any, m0: float) -> np.ndarray:
     """z = (X - mean) / sd, the moments broadcast over the rows of ``X``.
 
     The dict path (one row) and the array path (all rows at once) both call this, with the
@@ -156,7 +156,7 @@ class TargetStandardized(base.Wrapper, base.Classifier):
         pad = len(new)
         S = np.concatenate([self._sum, np.zeros(pad)]) if pad else self._sum
         Q = np.concatenate([self._sumsq, np.zeros(pad)]) if pad else self._sumsq
-        z = _standardize(row, S, Q, self.n_seen_, self.prior_weight)
+        z = running_standardize(row, S, Q, self.n_seen_, self.prior_weight)
         keys = [*self._index, *new]
         return dict(zip(keys, z.tolist())), row, new
 
@@ -215,7 +215,7 @@ class TargetStandardized(base.Wrapper, base.Classifier):
         S = np.cumsum(np.vstack([S0, X]), axis=0)
         Q = np.cumsum(np.vstack([Q0, X * X]), axis=0)
         c = (self.n_seen_ + np.arange(X.shape[0], dtype=np.float64))[:, None]
-        return _standardize(X, S[:-1], Q[:-1], c, self.prior_weight), S[-1], Q[-1]
+        return running_standardize(X, S[:-1], Q[:-1], c, self.prior_weight), S[-1], Q[-1]
 
     def standardize(self, X: np.ndarray) -> np.ndarray:
         """z of the rows of ``X`` as if they were streamed next, in order (nothing is learned)."""

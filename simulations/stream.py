@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from fedotl.client.features import ONLINE_STATS
 from fedotl.online import (
     PAIO,
     FixedAlphaHomOTL,
@@ -44,7 +45,6 @@ from fedotl.simulations.dataset import HARDataset
 from fedotl.simulations.splits import align_datasets
 from fedotl.simulations.windows import make_windows
 
-ONLINE_STATS = ("mean", "std", "min", "max", "p25", "p75")
 LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "fixed", "homotlms", "oddm")
 DEFAULT_LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "homotlms", "oddm")
 TARGET_STANDARDIZE = ("source", "online")
@@ -67,11 +67,13 @@ class TransferTask:
 
     @property
     def pooled(self) -> Domain:
-        return Domain(
-            "+".join(s.name for s in self.sources),
-            np.concatenate([s.X for s in self.sources]),
-            np.concatenate([s.y for s in self.sources]),
-        )
+        return pool(self.sources)
+
+
+def pool(domains: Sequence[Domain]) -> Domain:
+    """All the domains' windows as one domain."""
+    return Domain("+".join(d.name for d in domains), np.concatenate([d.X for d in domains]),
+                  np.concatenate([d.y for d in domains]))
 
 
 def domain_features(ds: HARDataset, window_s: float, stride_s: float | None) -> tuple:
@@ -128,23 +130,49 @@ def build_task(
                 "choose positions with matching sensors (e.g. --target-position RA --source-position hand)"
             )
     ws_t, Xt = domain_features(tview, window_s, stride_s)
-    ws_s, Xs = domain_features(sview, window_s, stride_s)
-    mean, std = Xs.mean(axis=0), Xs.std(axis=0)
-    std[std < 1e-8] = 1.0  # constant features stay at 0 rather than blowing up
-    Xs, Xt = (Xs - mean) / std, (Xt - mean) / std
+    prefix = f"{src.name}:" if cross_dataset else ""
+    sources = source_set(sview, source_subjects, window_s, stride_s, prefix, source_position)
+    Xt = sources.standardize(Xt)
     order = np.lexsort((ws_t.start, ws_t.recording))  # the target stream in time order
     tname = target_subject + (f"@{target_position}" if target_position else "")
-    prefix = f"{src.name}:" if cross_dataset else ""
-    sources = []
-    for s in source_subjects:
-        m = ws_s.subject == s
-        if m.any():
-            sources.append(Domain(prefix + s + (f"@{source_position}" if source_position else ""), Xs[m], ws_s.y[m]))
     return TransferTask(
         target=Domain(tname, Xt[order], ws_t.y[order]),
-        sources=sources,
+        sources=sources.domains,
         feature_names=ws_t.feature_names(ONLINE_STATS, magnitude=False),
     )
+
+
+@dataclass
+class SourceSet:
+    """Source domains standardised with their pooled mean and std (which a target reuses)."""
+
+    domains: list[Domain]
+    mean: np.ndarray
+    std: np.ndarray
+
+    def standardize(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean) / self.std
+
+
+def source_set(
+    view: HARDataset,
+    subjects: Sequence[str],
+    window_s: float,
+    stride_s: float | None,
+    prefix: str = "",
+    position: str | None = None,
+) -> SourceSet:
+    """One domain per subject of ``view``, features standardised with the pooled statistics."""
+    ws, X = domain_features(view, window_s, stride_s)
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    std[std < 1e-8] = 1.0  # constant features stay at 0 rather than blowing up
+    X = (X - mean) / std
+    domains = []
+    for s in subjects:
+        m = ws.subject == s
+        if m.any():
+            domains.append(Domain(prefix + s + (f"@{position}" if position else ""), X[m], ws.y[m]))
+    return SourceSet(domains, mean, std)
 
 
 def source_classifier(d: Domain, epochs: int = 5, seed: int = 0) -> SourceClassifier:
@@ -179,10 +207,43 @@ def learner_factories(
     online_std = target_standardize == "online"
     # built (and prior_weight checked) before any source is trained; fresh, so it learns nothing
     standardizer = TargetStandardized(MulticlassPA(), prior_weight) if online_std else None
-    T = len(task.target.y)
+    Xu = None
+    if "oddm" in names:
+        # JDA sees only an unlabelled slice of the target: its first windows in time.
+        Xu = task.target.X[:oddm_target_slice]
+        if standardizer is not None:
+            Xu = standardizer.standardize(Xu)
+    out = source_learners(task.sources, names, horizon=len(task.target.y), seed=seed, oddm_unlabelled=Xu)
+    if online_std:
+        return {n: (lambda f=f: TargetStandardized(f(), prior_weight)) for n, f in out.items()}
+    return out
+
+
+def source_learners(
+    sources: Sequence[Domain],
+    names: Sequence[str],
+    horizon: int,
+    seed: int = 0,
+    oddm_unlabelled: np.ndarray | None = None,
+) -> dict[str, Callable[[], object]]:
+    """Fresh-learner factories over source domains (each source classifier is trained once).
+
+    ``horizon`` is the stream length T that HomOTL-II's and the Hedge ensembles' learning rates
+    are tuned for; ODDM also needs ``oddm_unlabelled``, an unlabelled slice of the target.
+    """
+    unknown = [n for n in names if n not in LEARNERS]
+    if unknown:
+        raise ValueError(f"unknown learner(s) {unknown}; choose from {', '.join(LEARNERS)}")
+    if "oddm" in names and oddm_unlabelled is None:
+        raise ValueError("oddm needs an unlabelled slice of the target stream")
+    if set(names) - {"pa"} and not sources:
+        raise ValueError(f"learner(s) {sorted(set(names) - {'pa'})} need source subjects")
+    T = horizon
     needs_pooled = {"source", "paio", "homotl1", "homotl2", "fixed"} & set(names)
-    pooled = source_classifier(task.pooled, seed=seed) if needs_pooled else None
-    per_source = tuple(source_classifier(d, seed=seed) for d in task.sources) if "homotlms" in names else ()
+    pooled = None
+    if needs_pooled:
+        pooled = source_classifier(pool(sources), seed=seed)
+    per_source = tuple(source_classifier(d, seed=seed) for d in sources) if "homotlms" in names else ()
     out: dict[str, Callable[[], object]] = {}
     for n in names:
         if n == "pa":
@@ -200,12 +261,7 @@ def learner_factories(
         elif n == "homotlms":
             out[n] = lambda: HomOTLMS(per_source, horizon=T)
         elif n == "oddm":
-            # JDA sees only an unlabelled slice of the target: its first windows in time.
-            Xu = task.target.X[:oddm_target_slice]
-            if standardizer is not None:
-                Xu = standardizer.standardize(Xu)
-            projected = tuple(ProjectedSource.fit(d.X, d.y, Xu, name=d.name) for d in task.sources)
+            projected = tuple(ProjectedSource.fit(d.X, d.y, oddm_unlabelled, name=d.name) for d in sources)
             out[n] = lambda p=projected: HomOTLODDM(p, horizon=T)
-    if online_std:
-        return {n: (lambda f=f: TargetStandardized(f(), prior_weight)) for n, f in out.items()}
     return out
+
