@@ -22,6 +22,7 @@ bench: $(STAMP)
 	$(PY) -m fedotl.benchmarks.data --json
 	$(PY) -m fedotl.benchmarks.online --json
 	$(PY) -m fedotl.benchmarks.simulation --json
+	$(PY) -m fedotl.benchmarks.devices --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

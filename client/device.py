@@ -249,6 +249,7 @@ class Devices:
         # (a heap on the window's end): each delivery pops only what is due
         self.waiting: list[deque[_Pending]] = [deque() for _ in range(n_devices)]
         self.ready: list[list[tuple[float, int, _Pending]]] = [[] for _ in range(n_devices)]
+        self.n_pending = np.zeros(n_devices, dtype=np.int64)  # so a delivery skips idle devices fast
         self.records = [_Record() for _ in range(n_devices)]
         self.intervals: list[list[tuple[float, float, Hashable]]] = [[] for _ in range(n_devices)]
         self.stores = list(stores) if stores is not None else [None] * n_devices
@@ -302,6 +303,7 @@ class Devices:
             self.waiting[d].clear()
             self.ready[d].clear()
             self._flush(d)
+        self.n_pending[:] = 0
         return events
 
     # ------------------------------------------------------------------ the window loop
@@ -328,6 +330,7 @@ class Devices:
             label = vocab[code] if code >= 0 else self._interval_label(d, float(w.t_start[i]), float(w.t_end[i]))
             p = _Pending(int(w.index[i]), float(w.t_start[i]), float(w.t_end[i]), Z[j], w.X[i],
                          int(w.index[i]) * self.buffers.S, preds[j], rec.last_label, bool(asked[j]), label)
+            self.n_pending[d] += 1
             if label is None:
                 self.waiting[d].append(p)
             else:
@@ -342,6 +345,12 @@ class Devices:
         Due means at or before each device's sample clock, or strictly before ``before[i]``
         (the end of a window about to be predicted) when given.
         """
+        busy = self.n_pending[devices] > 0
+        devices = devices[busy]
+        if before is not None:
+            before = before[busy]
+        if devices.size == 0:
+            return []
         now = self.buffers.clock()
         delay, timeout = self.policy.delay_s, self.policy.timeout_s
         events: list[WindowEvent] = []
@@ -357,6 +366,7 @@ class Devices:
                 due = lambda u, b=before[i]: u < b  # noqa: E731
             while ready and due(ready[0][0] + delay):
                 p = heapq.heappop(ready)[2]
+                self.n_pending[d] -= 1
                 rec.mistakes.append(p.prediction != p.label)
                 rec.persistence_mistakes.append(p.guess != p.label)
                 if p.asked:
@@ -365,6 +375,7 @@ class Devices:
                                           correct=p.prediction == p.label, learned=p.asked))
             while waiting and due(waiting[0].t_end + timeout):
                 waiting.popleft()
+                self.n_pending[d] -= 1
                 rec.labels_timed_out += 1
         if learn:
             dev = np.array([d for d, _ in learn])

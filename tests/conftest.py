@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -45,3 +52,93 @@ def task_identity():
     TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 0
     yield
     TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = saved
+
+
+# ---------------------------------------------------------------------- a real MQTT broker
+PUBLISHER = "test-publisher"
+
+
+def mosquitto_path() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").is_file() else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def run_broker(tmp_path, anonymous: bool) -> Iterator[str]:
+    exe = mosquitto_path()
+    if exe is None:
+        pytest.skip("mosquitto broker not installed (apt-get install mosquitto)")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous {'true' if anonymous else 'false'}\n")
+    log = open(tmp_path / "mosquitto.log", "w")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while not accepts(port):
+            if proc.poll() is not None:
+                pytest.fail(f"mosquitto exited with {proc.returncode}: {(tmp_path / 'mosquitto.log').read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail("mosquitto did not accept connections within 10 s")
+            time.sleep(0.02)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait(5)
+        log.close()
+
+
+@pytest.fixture
+def broker(tmp_path) -> Iterator[str]:
+    """A private mosquitto on a free port; yields its ``mqtt://127.0.0.1:PORT`` base URL."""
+    with run_broker(tmp_path, anonymous=True) as base:
+        yield base
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    """``with broker_factory(anonymous=False) as base:`` a broker with other settings."""
+    return lambda anonymous=True: run_broker(tmp_path, anonymous)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local port nobody listens on."""
+    return free_port()
+
+
+@pytest.fixture
+def publish(broker):
+    """``publish(topic, payload)``: QoS 1, returns once the broker has it."""
+    mqtt = pytest.importorskip("paho.mqtt.client")
+    host, port = broker.removeprefix("mqtt://").split(":")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=PUBLISHER)
+    client.connect(host, int(port))
+    client.loop_start()
+
+    def send(topic: str, payload) -> None:
+        data = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+        info = client.publish(topic, data, qos=1)
+        info.wait_for_publish(timeout=5)
+        assert info.is_published()
+
+    yield send
+    client.disconnect()
+    client.loop_stop()
+

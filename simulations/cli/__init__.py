@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fedotl.simulations.cli import data, demo, simulate, stream
+from fedotl.simulations.cli import data, demo, device, replay, simulate, stream
 from fedotl.simulations.dataset import DataFormatError
 
-SUBCOMMANDS = (demo, data, stream, simulate)
+SUBCOMMANDS = (demo, data, stream, device, replay, simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:

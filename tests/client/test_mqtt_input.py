@@ -22,79 +22,7 @@ mqtt = pytest.importorskip("paho.mqtt.client")
 
 from fedotl.client.mqtt_input import WARN_FIRST, MqttError, MqttInput, parse_mqtt_url  # noqa: E402
 
-PUBLISHER = "test-publisher"
-
-
-def mosquitto_path() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").is_file() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def broker(tmp_path) -> Iterator[str]:
-    """A private mosquitto on a free port; yields its ``mqtt://127.0.0.1:PORT`` base URL."""
-    with run_broker(tmp_path, anonymous=True) as base:
-        yield base
-
-
-@contextlib.contextmanager
-def run_broker(tmp_path, anonymous: bool) -> Iterator[str]:
-    exe = mosquitto_path()
-    if exe is None:
-        pytest.skip("mosquitto broker not installed (apt-get install mosquitto)")
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous {'true' if anonymous else 'false'}\n")
-    log = open(tmp_path / "mosquitto.log", "w")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while not accepts(port):
-            if proc.poll() is not None:
-                pytest.fail(f"mosquitto exited with {proc.returncode}: {(tmp_path / 'mosquitto.log').read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail("mosquitto did not accept connections within 10 s")
-            time.sleep(0.02)
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait(5)
-        log.close()
-
-
-@pytest.fixture
-def publish(broker):
-    """``publish(topic, payload)``: QoS 1, returns once the broker has it."""
-    host, port, _ = parse_mqtt_url(broker + "/x")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=PUBLISHER)
-    client.connect(host, port)
-    client.loop_start()
-
-    def send(topic: str, payload) -> None:
-        data = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
-        info = client.publish(topic, data, qos=1)
-        info.wait_for_publish(timeout=5)
-        assert info.is_published()
-
-    yield send
-    client.disconnect()
-    client.loop_stop()
+PUBLISHER = "test-publisher"  # the publish fixture's client id (tests/conftest.py)
 
 
 def paho_threads() -> list[str]:
@@ -285,8 +213,8 @@ def test_the_with_block_closes_a_client_that_was_never_iterated(broker):
     assert "closed" in repr(src)
 
 
-def test_connecting_to_a_closed_port_raises_mqtt_error_naming_host_and_port():
-    port = free_port()
+def test_connecting_to_a_closed_port_raises_mqtt_error_naming_host_and_port(closed_port):
+    port = closed_port
     t0 = time.monotonic()
     with pytest.raises(MqttError) as info:
         MqttInput(f"mqtt://127.0.0.1:{port}/t", connect_timeout=2.0)
@@ -296,8 +224,8 @@ def test_connecting_to_a_closed_port_raises_mqtt_error_naming_host_and_port():
     assert paho_threads() == []
 
 
-def test_a_broker_that_refuses_the_client_is_an_mqtt_error_not_a_retry_loop(tmp_path):
-    with run_broker(tmp_path, anonymous=False) as base:
+def test_a_broker_that_refuses_the_client_is_an_mqtt_error_not_a_retry_loop(broker_factory):
+    with broker_factory(anonymous=False) as base:
         t0 = time.monotonic()
         with pytest.raises(MqttError, match="connection refused: Not authorized"):
             MqttInput(f"{base}/t", connect_timeout=3.0)
