@@ -12,7 +12,8 @@ engine), staggered over one stride.
   from a fast screen (replays as fast as possible, doubling N while the real-time factor,
   stream seconds / wall seconds, is >= 1), then paced bisection to within 10 %;
 * at that N: the real-time factor (as fast as possible), the p99 latency from a window's last
-  sample to its prediction, the worst lag, and the process's peak memory;
+  sample to its prediction, the worst lag, and the peak memory of a fresh process that loads
+  the data and replays those N devices;
 * the peer, measured in the same run: the same N with one ``MulticlassPA`` per device stepped in
   a Python loop (``per_device_realtime_factor`` and the ratio ``batched_vs_per_device``).
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,6 +70,8 @@ def trial(ds, n: int, seconds: float, batched: bool = True, paced: bool = False)
 
 
 def keeps_up(res: dict) -> bool:
+    if res["latency_p99_ms"] is None:
+        raise SystemExit("the paced check closed no window: give --paced-seconds longer than a window")
     return res["max_lag_ms"] <= MAX_LAG_MS and res["latency_p99_ms"] < TARGET_P99_MS
 
 
@@ -107,9 +111,21 @@ def search(ds, seconds: float, paced_seconds: float, start: int, cap: int, log) 
     return good, fast.get(good) or trial(ds, good, seconds), good_res
 
 
+def peak_memory_mb(path: Path | None, n: int, seconds: float) -> float:
+    """Peak RSS of a fresh process that loads the data and replays N devices (the search's own
+    process peaked at its largest N)."""
+    cmd = [sys.executable, "-m", "fedotl.benchmarks.devices", "--memory-at", str(n), "--seconds", str(seconds)]
+    if path is not None:
+        cmd += ["--dsads", str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def run(path: Path | None, seconds: float, paced_seconds: float, start: int, cap: int, log) -> dict:
     ds, note = dataset(path)
     n, best, paced = search(ds, seconds, paced_seconds, start, cap, log)
+    memory = peak_memory_mb(path, n, seconds)
+    log(f"peak memory of a process replaying N={n}: {memory} MB")
     peer = trial(ds, n, seconds, batched=False)
     log(f"peer at N={n}: one MulticlassPA per device, real-time factor {peer['realtime_factor']}")
     return {
@@ -121,7 +137,7 @@ def run(path: Path | None, seconds: float, paced_seconds: float, start: int, cap
         "latency_p99_ms": paced["latency_p99_ms"],
         "latency_p50_ms": paced["latency_p50_ms"],
         "max_lag_ms": paced["max_lag_ms"],
-        "peak_rss_mb": paced["peak_rss_mb"],
+        "peak_rss_mb": memory,
         "per_device_realtime_factor": peer["realtime_factor"],
         "batched_vs_per_device": round(best["realtime_factor"] / peer["realtime_factor"], 2),
         "meets_target": bool(n >= TARGET_DEVICES and paced["latency_p99_ms"] < TARGET_P99_MS),
@@ -136,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=int, default=500, help="first N tried (default 500)")
     ap.add_argument("--cap", type=int, default=64000, help="largest N tried (default 64000)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--memory-at", type=int, default=None, help=argparse.SUPPRESS)  # peak_memory_mb's child
     args = ap.parse_args(argv)
+    if args.memory_at is not None:
+        ds, _ = dataset(args.dsads)
+        print(trial(ds, args.memory_at, args.seconds)["peak_rss_mb"])
+        return 0
     log = (lambda s: print(s, file=sys.stderr, flush=True))
     res = run(args.dsads, args.seconds, args.paced_seconds, args.start, args.cap, log)
     if args.json:

@@ -272,11 +272,13 @@ class Devices:
         events: list[WindowEvent] = []
         # A block behaves like its samples pushed one by one: before a device's r-th window of
         # the block is predicted, the labels that fell due before that window's end are learnt.
-        for rows in _by_rank(closed.device):
-            w = closed.take(rows)
-            events += self._deliver(w.device, before=w.t_end)
-            events += self._predict(w, arrived)
-        return events + self._deliver(np.unique(np.asarray(device, dtype=np.int64)))
+        if len(closed):
+            for rows in _by_rank(closed.device):
+                w = closed.take(rows)
+                events += self._deliver(w.device, before=w.t_end)
+                events += self._predict(w, arrived)
+        device = np.asarray(device, dtype=np.int64)
+        return events + self._deliver(device if len(device) == 1 else np.unique(device))
 
     def push_label(self, device: int, t0: float, t1: float, label: Hashable) -> list[WindowEvent]:
         """An annotation: ``label`` from ``t0`` to ``t1`` (seconds, the samples' clock)."""

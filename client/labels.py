@@ -9,11 +9,12 @@ budget
     only a fraction ``budget`` of the predicted windows may be labelled; the choice is made
     the moment a window is predicted, by ``query``:
 
-    * ``"random"``: each window with probability ``budget`` (seeded per device), the paper's
-      random strategy (Alg. 1);
-    * ``"uncertainty"``: the *variable uncertainty* strategy of Žliobaitė, Bifet, Pfahringer
-      and Holmes, "Active learning with drifting streaming data", IEEE TNNLS 25(1), 2014,
-      Sec. IV-B, Alg. 3: ask when the learner's uncertainty crosses a threshold θ, then
+    * ``"random"``: each window with probability ``budget`` (seeded per device), the
+      paper's *Random* strategy;
+    * ``"uncertainty"``: the *Variable Uncertainty* strategy of Žliobaitė, Bifet, Pfahringer
+      and Holmes, "Active learning with drifting streaming data", IEEE TNNLS 25(1), 2014
+      (its section and algorithm numbers were not checked against the full text here):
+      ask when the learner's uncertainty crosses a threshold θ, then
       tighten θ by a factor (1 - s) after a query and loosen it by (1 + s) otherwise, and
       never ask while the labels spent so far exceed the budget.  Deviation: the paper's
       uncertainty is the maximum posterior; here it is the *margin* between the two top

@@ -288,7 +288,7 @@ class MqttInput:
             self._stats["rejected"] += 1
             n = self._stats["rejected"]
             if n <= WARN_FIRST:
-                more = f" (further rejections are only counted in .stats)" if n == WARN_FIRST else ""
+                more = " (further rejections are only counted in .stats)" if n == WARN_FIRST else ""
                 log.warning("%s: message %d rejected: %s%s", self.url, number, e, more)
             return []
 

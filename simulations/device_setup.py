@@ -75,7 +75,7 @@ def sources_setup(
     source_view: HARDataset,
     source_subjects: Sequence[str],
     window_s: float,
-    stride_s: float,
+    stride_s: float | None,
     standardize: str = "source",
     prior_weight: float = 20.0,
     horizon: int = DEFAULT_HORIZON,

@@ -1,4 +1,5 @@
-"""``fedotl data info|synth|devices``: summarise a dataset, write synthetic files, write device stores."""
+"""``fedotl data info|synth|devices|csv``: summarise a dataset, write synthetic files, device stores,
+or one subject's recording as the timestamped CSV a device reads."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fedotl.simulations.arguments import add_dataset_args, add_key_flags, add_server_subjects, dataset_config, given_keys, load_from_args, positive_int, server_subjects
+from fedotl.simulations.arguments import add_dataset_args, add_key_flags, add_server_subjects, dataset_config, given_keys, load_from_args, positive_float, positive_int, server_subjects
 
 # flag -> run-config key, as in `fedotl simulate`
 DEVICE_FLAGS = {
@@ -47,6 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_server_subjects(dev)
     dev.add_argument("--json", action="store_true", help="print one JSON object")
     dev.set_defaults(func=cmd_devices)
+
+    csv = dsub.add_parser(
+        "csv", help="write one subject's recording as a device's sensor CSV (timestamp, channels, label)",
+        description="The stream `fedotl device --input` reads: one row per sample, in recorded order.",
+    )
+    add_dataset_args(csv)
+    csv.add_argument("--subject", required=True)
+    csv.add_argument("--position", default=None, help="one body position's channels (e.g. RA)")
+    csv.add_argument("--seconds", type=positive_float, default=None, help="only the first SECONDS")
+    csv.add_argument("--out", required=True, help="the CSV file to write")
+    csv.set_defaults(func=cmd_csv)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -97,3 +109,20 @@ def cmd_devices(args: argparse.Namespace) -> int:
     print(f"wrote {len(devices.ids)} device store(s) under {devices.root / 'devices'}" + (f" and {len(devices.cloud_ids)} under {devices.root / 'cloud'}" if devices.cloud_ids else ""))
     print(f"run with: flwr run . --run-config 'data-dir=\"{devices.root}\"' --federation-config 'num-supernodes={len(devices.ids)}'")
     return 0
+
+
+def cmd_csv(args: argparse.Namespace) -> int:
+    from fedotl.client.inputs import LABEL, TIMESTAMP
+    from fedotl.simulations.replay import head, subject_stream
+
+    src = head(subject_stream(load_from_args(args), args.subject, args.position), args.seconds)
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:  # renamed when complete: never half a file
+        f.write(",".join([TIMESTAMP, *src.channels, LABEL]) + "\n")
+        for t, x, y in zip(src.t.tolist(), src.X.tolist(), src.labels.tolist()):
+            f.write(f"{t:.4f}," + ",".join(f"{v:.6g}" for v in x) + f",{'' if y is None else y}\n")
+    tmp.replace(out)
+    print(f"wrote {len(src)} samples of {src.name} ({len(src.channels)} channels at {src.rate_hz:g} Hz) to {out}")
+    return 0
+

@@ -187,7 +187,8 @@ def _setup(args: argparse.Namespace, channels: list[str], replay_ds=None):
         subjects = [s for s in view.subjects if not (same_view and s == args.subject)]
     elif sds is replay_ds and position == args.position and args.subject in subjects:
         raise ValueError(f"subject {args.subject} cannot be its own source in the same view")
-    setup = sources_setup(args.learner, view, subjects, args.window, args.stride, args.standardize,
+    # the sources' windows do not overlap, as in `fedotl stream`: the device's stride is its own
+    setup = sources_setup(args.learner, view, subjects, args.window, None, args.standardize,
                           args.prior_weight, args.horizon, args.seed)
     cols = match_channels(channels, setup.channels, args.input or "the replay")
     return setup, cols

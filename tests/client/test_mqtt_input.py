@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest

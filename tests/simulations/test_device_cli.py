@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +236,27 @@ def test_a_device_from_scratch_keeps_a_store_its_clientapp_can_train_on(tmp_path
     assert len(data.y_train) > 0 and len(data.y_test) > 0
     r = run(["device", "--input", "-", "--rate-hz", "25", "--store", str(store)], "\n".join([HEADER, *rows]) + "\n")
     assert r.returncode == 2 and "--classes" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--delay", "3"], "--delay applies to --labels delayed"),
+        (["--labels", "budget"], "--labels budget needs --budget"),
+        (["--labels", "delayed", "--delay", "3", "--budget", "0.5"], "--budget applies to --labels budget"),
+        (["--window", "0.01"], "shorter than one sample"),
+        (["--subject", "p1"], "apply to --replay"),
+    ],
+)
+def test_option_mistakes_are_one_line_and_exit_2(extra, message, tmp_path, capsys):
+    path = tmp_path / "s.csv"
+    path.write_text(HEADER + "\n" + "\n".join(csv_rows(50)) + "\n")
+    assert main(["device", "--input", str(path), "--rate-hz", "25", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_speed_takes_a_factor_or_max(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["replay", "--dataset", "dsads", "x", "--devices", "2", "--speed", "0"])
+    assert info.value.code == 2 and "positive number or 'max'" in capsys.readouterr().err
