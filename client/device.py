@@ -286,6 +286,10 @@ class Devices:
             raise ValueError(f"a label interval needs finite t0 < t1, got {t0}, {t1}")
         if label is None:
             raise ValueError("a label interval needs a label")
+        clock = self.buffers.clock()[device]
+        if clock == clock:  # forget annotations that no open or future window can use
+            oldest = clock - self.policy.timeout_s - self.buffers.spec.window_s
+            self.intervals[device] = [iv for iv in self.intervals[device] if iv[1] >= oldest]
         self.intervals[device].append((float(t0), float(t1), label))
         still: deque[_Pending] = deque()
         for p in self.waiting[device]:

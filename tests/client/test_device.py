@@ -305,3 +305,16 @@ def test_a_block_of_samples_gives_what_the_samples_one_by_one_give():
         many, m = run(block)
         assert sorted(many) == sorted(one)
         assert m["accuracy"] == m1["accuracy"] and m["labels_used"] == m1["labels_used"]
+
+
+def test_old_annotations_are_forgotten_once_no_window_can_use_them():
+    dev = Device(["x"], rate_hz=10.0, learner=Spy(), window_s=1.0, stride_s=1.0, policy=LabelPolicy(timeout_s=5.0))
+    t, X, _ = level_stream(400)
+    dev.push_many(t, X)
+    for k in range(35, 40):
+        events = dev.push_label(k, k + 1.0, "lo")
+        assert [e.window for e in events] == [k]  # window k still waits for its label
+    assert len(dev.core.intervals[0]) == 5  # all within reach (clock 39.9 s, timeout 5 s)
+    dev.push_many(t + 40, X)
+    dev.push_label(70.0, 71.0, "hi")
+    assert [iv[0] for iv in dev.core.intervals[0]] == [70.0]  # clock 79.9 s: the rest are too old
