@@ -82,9 +82,15 @@ class DeviceStore:
     @classmethod
     def create(
         cls, root: str | os.PathLike, *, device: str, channels: Sequence[dict], rate_hz: float, window_rows: int,
-        classes: Sequence[int], subject: str = "", position: str = "",
+        classes: Sequence[int], subject: str = "", position: str = "", labels: Sequence[str] | None = None,
     ) -> "DeviceStore":
-        """A new, empty store; refuses a folder that already holds one."""
+        """A new, empty store; refuses a folder that already holds one.
+
+        ``labels``, if given, names each class (same order): a streaming device reopening its
+        store reads its label vocabulary from there.
+        """
+        if labels is not None and len(labels) != len(classes):
+            raise StoreError(f"{root}: {len(labels)} label names for {len(classes)} classes")
         store = cls(root)
         if (store.root / META).exists():
             raise StoreError(f"{store.root / META}: a store is already there")
@@ -94,6 +100,8 @@ class DeviceStore:
             "channels": list(channels), "rate_hz": float(rate_hz), "window_rows": int(window_rows),
             "classes": [int(c) for c in classes],
         }
+        if labels is not None:
+            meta["labels"] = [str(n) for n in labels]
         _write_json(store.root / META, meta)
         return store
 

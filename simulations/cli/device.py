@@ -206,8 +206,6 @@ def _open_store(args: argparse.Namespace, setup, rate_hz: float, window_rows: in
         setup.store_codes = {c: i for i, c in enumerate(names)}
     if args.store is None:
         return None, None
-    if not setup.store_codes:
-        raise ValueError("--store needs a label vocabulary: --classes A,B,..., sources, or --replay")
     root = Path(args.store)
     if (root / "store.json").exists():
         store = DeviceStore(root)
@@ -215,9 +213,16 @@ def _open_store(args: argparse.Namespace, setup, rate_hz: float, window_rows: in
         if meta["window_rows"] != window_rows or len(meta["channels"]) != len(setup.channels):
             raise ValueError(f"{root}: the store holds windows of {meta['window_rows']} × {len(meta['channels'])}, "
                              f"this device makes {window_rows} × {len(setup.channels)}")
-        return store, setup.store_codes
+        kept = dict(zip(meta.get("labels", []), meta["classes"]))
+        if setup.store_codes and kept and setup.store_codes != kept:
+            raise ValueError(f"{root}: the store's labels are {', '.join(kept)}, this device's {', '.join(setup.store_codes)}")
+        return store, setup.store_codes or kept or None
+    if not setup.store_codes:
+        raise ValueError("--store needs a label vocabulary: --classes A,B,..., sources, or --replay")
+    codes = sorted(setup.store_codes.items(), key=lambda kv: kv[1])
     store = DeviceStore.create(root, device=args.subject or str(args.input), channels=[{"name": c} for c in setup.channels],
-                               rate_hz=rate_hz, window_rows=window_rows, classes=sorted(setup.store_codes.values()))
+                               rate_hz=rate_hz, window_rows=window_rows, classes=[c for _, c in codes],
+                               labels=[str(n) for n, _ in codes])
     return store, setup.store_codes
 
 

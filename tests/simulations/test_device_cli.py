@@ -234,7 +234,13 @@ def test_a_device_from_scratch_keeps_a_store_its_clientapp_can_train_on(tmp_path
     assert snap.classes == (0, 1) and set(snap.y.tolist()) == {0, 1} and 30 < len(snap.y) < 90
     data = load_device(store, 0.5)
     assert len(data.y_train) > 0 and len(data.y_test) > 0
-    r = run(["device", "--input", "-", "--rate-hz", "25", "--store", str(store)], "\n".join([HEADER, *rows]) + "\n")
+    # reopened without --classes: the vocabulary comes from the store, and the store grows
+    r = run(["device", "--input", "-", "--rate-hz", "25", "--quiet", "--store", str(store)], "\n".join([HEADER, *rows]) + "\n")
+    assert r.returncode == 0, r.stderr
+    assert len(DeviceStore(store).snapshot().y) > len(snap.y) and DeviceStore(store).meta()["labels"] == ["walk", "sit"]
+    r = run(["device", "--input", "-", "--rate-hz", "25", "--store", str(store), "--classes", "run,walk"], HEADER + "\n")
+    assert r.returncode == 2 and "the store's labels are walk, sit" in r.stderr
+    r = run(["device", "--input", "-", "--rate-hz", "25", "--store", str(tmp_path / "new")], HEADER + "\n")
     assert r.returncode == 2 and "--classes" in r.stderr
 
 
