@@ -277,3 +277,22 @@ def test_the_demo_step_replays_every_recording_as_a_streaming_device(synth_dsads
     assert r["devices"] == 4 * 5 and r["windows_predicted"] == 20 * 116
     assert 0 <= r["accuracy"] <= 1 and 0 <= r["persistence_accuracy"] <= 1 and r["latency_ms"]["p99"] > 0
     assert "persistence baseline" in said[-1]
+
+
+def test_a_replayed_device_computes_the_offline_features_of_the_same_windows(synth_dsads):
+    from fedotl.client.features import ONLINE_STATS, window_features
+    from fedotl.client.stream_windows import WindowBuffers, WindowSpec
+    from fedotl.simulations.readers import load_dataset
+    from fedotl.simulations.replay import subject_stream
+    from fedotl.simulations.windows import make_windows
+
+    ds = load_dataset("dsads", synth_dsads)
+    view = ds.select_position("RA").select_subjects(["p2"])
+    offline = make_windows(view, 5.0)  # per recording, no overlap: 6 windows per activity bout
+    order = np.lexsort((offline.start, offline.recording))
+    src = subject_stream(ds, "p2", "RA")
+    w = WindowBuffers(1, len(src.channels), WindowSpec(src.rate_hz, 5.0, 5.0)).push(np.zeros(len(src), int), src.t, src.X)
+    assert w.ok.all() and len(w) == len(offline) == 19 * 6
+    assert np.allclose(window_features(w.X, (), ONLINE_STATS), offline.features(ONLINE_STATS, magnitude=False)[order])
+    names = np.array([ds.activities[c] for c in offline.y[order]], dtype=object)
+    assert [src.labels[int(i * 125)] for i in range(len(w))] == names.tolist()
