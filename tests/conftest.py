@@ -142,3 +142,17 @@ def publish(broker):
     client.disconnect()
     client.loop_stop()
 
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test will Ctrl-C: a shell's background job inherits
+    SIGINT ignored, and Python then never raises KeyboardInterrupt; restore the default."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def interruptible():
+    """Keyword arguments for ``subprocess.Popen`` of a child that receives SIGINT."""
+    return {"preexec_fn": default_sigint}
+

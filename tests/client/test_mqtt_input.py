@@ -240,7 +240,7 @@ def test_a_server_that_never_answers_is_an_error_after_connect_timeout_not_a_han
     assert paho_threads() == []
 
 
-def test_ctrl_c_while_waiting_propagates_promptly_and_stops_the_network_thread(broker):
+def test_ctrl_c_while_waiting_propagates_promptly_and_stops_the_network_thread(broker, interruptible):
     code = (
         "import sys, threading\n"
         "from fedotl.client.mqtt_input import MqttInput\n"
@@ -253,7 +253,8 @@ def test_ctrl_c_while_waiting_propagates_promptly_and_stops_the_network_thread(b
         "    print('interrupted', [t.name for t in threading.enumerate() if t.name.startswith('paho')], flush=True)\n"
         "    sys.exit(130)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **interruptible)
     try:
         assert proc.stdout.readline().strip() == "ready"  # type: ignore[union-attr]
         time.sleep(0.2)

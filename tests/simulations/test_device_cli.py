@@ -118,10 +118,10 @@ def test_follow_a_growing_file_until_it_goes_idle(tmp_path):
     assert sum(e["kind"] == "window" for e in lines(out)) == 16
 
 
-def test_ctrl_c_stops_cleanly_and_writes_the_metrics(tmp_path):
+def test_ctrl_c_stops_cleanly_and_writes_the_metrics(tmp_path, interruptible):
     out = tmp_path / "m.json"
     dev = subprocess.Popen(FEDOTL + ["device", "--input", "-", "--rate-hz", "25", "--out", str(out)],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **interruptible)
     dev.stdin.write("\n".join([HEADER, *csv_rows(25 * 10)]) + "\n")
     dev.stdin.flush()
     seen = [json.loads(dev.stdout.readline()) for _ in range(12)]  # 6 windows and their labels
