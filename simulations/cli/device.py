@@ -1,7 +1,8 @@
 """``fedotl device``: one streaming device on a CSV file, standard input, MQTT or a replayed subject.
 
 It prints one JSON line per closed window (its prediction) and one when that window's label
-becomes known, and writes its metrics to ``--out`` at the end of the stream or on Ctrl-C.
+becomes known, and writes its metrics to ``--out`` at the end of the stream, or on Ctrl-C or
+SIGTERM (then exit 130).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, Iterator
@@ -258,6 +260,8 @@ def cmd_device(args: argparse.Namespace) -> int:
                     max_missing=args.max_missing, max_gap_s=args.max_gap)
     emit: Callable = (lambda e: None) if args.quiet else (lambda e: print(json.dumps(e.to_dict()), flush=True))
     interrupted = False
+    # a service manager stops a device with SIGTERM: treat it like Ctrl-C (metrics, then exit 130)
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         for t, X, labels in _blocks(stream, cols):
             for e in device.push_many(t, X, labels):
@@ -265,6 +269,7 @@ def cmd_device(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if hasattr(stream, "close"):
             stream.close()
     # a bad input raised above: no metrics file then, the error line says what happened
@@ -293,6 +298,10 @@ def cmd_device(args: argparse.Namespace) -> int:
           f"{m['labels_used']} labels used; accuracy {acc} (persistence {pers}); "
           f"latency p99 {m['latency_ms']['p99']} ms", file=sys.stderr)
     return 0
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _first_channels(stream) -> list[str]:

@@ -118,7 +118,8 @@ def test_follow_a_growing_file_until_it_goes_idle(tmp_path):
     assert sum(e["kind"] == "window" for e in lines(out)) == 16
 
 
-def test_ctrl_c_stops_cleanly_and_writes_the_metrics(tmp_path, interruptible):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_writes_the_metrics(tmp_path, interruptible, sig):
     out = tmp_path / "m.json"
     dev = subprocess.Popen(FEDOTL + ["device", "--input", "-", "--rate-hz", "25", "--out", str(out)],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **interruptible)
@@ -126,7 +127,7 @@ def test_ctrl_c_stops_cleanly_and_writes_the_metrics(tmp_path, interruptible):
     dev.stdin.flush()
     seen = [json.loads(dev.stdout.readline()) for _ in range(12)]  # 6 windows and their labels
     assert [e["kind"] for e in seen].count("window") == 6  # it has read everything, waits for more
-    dev.send_signal(signal.SIGINT)
+    dev.send_signal(sig)
     _, err = dev.communicate(timeout=30)
     assert dev.returncode == 130 and "Traceback" not in err
     m = json.loads(out.read_text())
