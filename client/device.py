@@ -366,11 +366,9 @@ class Devices:
             if not ready and not waiting:
                 continue
             rec = self.records[d]
-            if before is None:
-                due = lambda u, d=d: now[d] >= u  # noqa: E731
-            else:
-                due = lambda u, b=before[i]: u < b  # noqa: E731
-            while ready and due(ready[0][0] + delay):
+            # due: at or before the clock, or strictly before the window about to be predicted
+            limit, strict = (now[d], False) if before is None else (before[i], True)
+            while ready and (ready[0][0] + delay < limit if strict else ready[0][0] + delay <= limit):
                 p = heapq.heappop(ready)[2]
                 self.n_pending[d] -= 1
                 rec.mistakes.append(p.prediction != p.label)
@@ -379,7 +377,7 @@ class Devices:
                     learn.append((d, p))
                 events.append(WindowEvent("label", d, p.window, p.t_start, p.t_end, p.prediction, label=p.label,
                                           correct=p.prediction == p.label, learned=p.asked))
-            while waiting and due(waiting[0].t_end + timeout):
+            while waiting and (waiting[0].t_end + timeout < limit if strict else waiting[0].t_end + timeout <= limit):
                 waiting.popleft()
                 self.n_pending[d] -= 1
                 rec.labels_timed_out += 1
@@ -448,8 +446,8 @@ class Devices:
             "accuracy": None if n == 0 else 1.0 - float(np.mean(rec.mistakes)),
             "persistence_accuracy": None if n == 0 else 1.0 - float(np.mean(rec.persistence_mistakes)),
             "latency_ms": _percentiles(lat),
-            "samples": {k.removeprefix("samples_") if k != "samples" else "received": counts[k]
-                        for k in ("samples", "samples_late", "samples_duplicate")} | {"values_missing": counts["values_missing"]},
+            "samples": {"received": counts["samples"], "late": counts["samples_late"],
+                        "duplicate": counts["samples_duplicate"], "values_missing": counts["values_missing"]},
         }
 
     def mistake_curve(self, device: int, points: int = 50) -> dict:

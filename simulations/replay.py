@@ -346,6 +346,14 @@ class _Paced:
         horizon = (self.clock.now() - start) * self.speed
         return max(b, int(np.searchsorted(self._due, horizon, side="right")) - 1)
 
+    def _release(self, start: float, b: int) -> tuple[int, int, int]:
+        """Rows (lo, hi) of every block due now from block ``b`` on, and the next block."""
+        last = self._last_due(start, b)
+        lo = int(self._ends[b - 1]) if b else 0
+        hi = int(self._ends[last])
+        self.released += hi - lo
+        return lo, hi, last + 1
+
     def _spans(self) -> Iterator[tuple[int, int]]:
         self.released = 0
         n_blocks = len(self._ends)
@@ -357,12 +365,8 @@ class _Paced:
             wake = self._wake_time(start, b)
             if wake is not None and self.clock.now() < wake:
                 self.clock.sleep_until(wake)
-            last = self._last_due(start, b)
-            lo = int(self._ends[b - 1]) if b else 0
-            hi = int(self._ends[last])
-            self.released += hi - lo
+            lo, hi, b = self._release(start, b)
             yield lo, hi
-            b = last + 1
 
     async def _aspans(self) -> AsyncIterator[tuple[int, int]]:
         self.released = 0
@@ -377,12 +381,8 @@ class _Paced:
                 await self.clock.asleep_until(wake)
             else:
                 await asyncio.sleep(0)  # as fast as possible, but never starving the loop
-            last = self._last_due(start, b)
-            lo = int(self._ends[b - 1]) if b else 0
-            hi = int(self._ends[last])
-            self.released += hi - lo
+            lo, hi, b = self._release(start, b)
             yield lo, hi
-            b = last + 1
 
 
 class Replay(_Paced):

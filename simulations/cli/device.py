@@ -61,6 +61,13 @@ def add_fault_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nan-burst-s", type=positive_float, default=0.5, help="length of a NaN burst in seconds (default 0.5)")
 
 
+def faults_from_args(args: argparse.Namespace):
+    """The replay faults of :func:`add_fault_args`' options, seeded by ``--seed``."""
+    from fedotl.simulations.replay import Faults
+
+    return Faults(args.jitter, args.drop, args.nan_bursts, args.nan_burst_s, seed=max(args.seed, 0))
+
+
 def parse_speed(text: str) -> float:
     """``--speed``: a positive factor, or ``max`` for as fast as possible."""
     if text.strip().lower() in ("max", "inf"):
@@ -128,7 +135,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _replay(args: argparse.Namespace):
     """(setup inputs, a block iterator, a note) for --replay."""
     from fedotl.simulations.readers import load_dataset
-    from fedotl.simulations.replay import Faults, Replay, apply_faults, head, subject_stream
+    from fedotl.simulations.replay import Replay, apply_faults, head, subject_stream
 
     name, path = args.replay
     options = {"rate": args.rate} if args.rate is not None else {}
@@ -136,8 +143,7 @@ def _replay(args: argparse.Namespace):
     if args.subject is None:
         raise ValueError(f"--replay needs --subject (one of {', '.join(ds.subjects)})")
     src = head(subject_stream(ds, args.subject, args.position), args.duration)
-    faults = Faults(args.jitter, args.drop, args.nan_bursts, args.nan_burst_s, seed=max(args.seed, 0))
-    src, counts = apply_faults(src, faults)
+    src, counts = apply_faults(src, faults_from_args(args))
     # as fast as possible: blocks of a few seconds (a block gives what its samples one by one give)
     block_s = FAST_BLOCK_S if math.isinf(args.speed) else None
     return ds, src, Replay(src, speed=args.speed, block_s=block_s), counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,18 +44,18 @@ def run_replay(args: argparse.Namespace) -> dict:
     from fedotl.simulations.device_setup import label_policy
     from fedotl.simulations.fleet import run_fleet
     from fedotl.simulations.progress import progress_bar
-    from fedotl.simulations.replay import Faults, apply_faults, fleet_sources
+    from fedotl.simulations.cli.device import faults_from_args
+    from fedotl.simulations.replay import apply_faults, fleet_sources
 
     policy = label_policy(args.labels, args.delay, args.budget, args.query, args.label_timeout, args.seed)
     ds = load_from_args(args)
     sources = fleet_sources(ds, args.devices, args.positions, seconds=args.duration)
-    faults = Faults(args.jitter, args.drop, args.nan_bursts, args.nan_burst_s, seed=max(args.seed, 0))
+    faults = faults_from_args(args)
     fault_counts = {}
     if faults.active:
         faulted = []
-        for i, s in enumerate(sources):
-            s, counts = apply_faults(s, Faults(faults.jitter_s, faults.drop, faults.nan_bursts_per_min,
-                                               faults.nan_burst_s, seed=faults.seed + i))
+        for i, s in enumerate(sources):  # each device its own seed
+            s, counts = apply_faults(s, replace(faults, seed=faults.seed + i))
             faulted.append(s)
             for k, v in counts.items():
                 fault_counts[k] = fault_counts.get(k, 0) + v
