@@ -13,14 +13,17 @@ Messages handled:
                         (:mod:`fedotl.client.secure_aggregation`)
 ``evaluate``            test metrics of the node's model on its own test split
 ``train.personalize``   FedHealth: freeze convs, fine-tune FC layers with CORAL; the
-                        head is written to this device's ``out-dir`` (client.storage)
-                        and the reply carries metrics only
+                        head is written to this device's ``out-dir`` (client.storage);
+                        the reply carries metrics, and with ``share-heads`` also the
+                        head and the feature summary (client.summary) for new users
 ``query.stats``         bottleneck-feature moments (FedHealth's source covariance)
-``query.info``          input and class counts, so the server can build the model
+``query.info``          input and class counts, so the server can build the model, and
+                        what the windows are (classes, channels, rate, window), so
+                        that the saved global model describes itself
 
-Every reply carries a ConfigRecord ``client`` with the node's ``client-id``
-and ``partition-id``, so the server can report per-device results and
-aggregate in a fixed order.
+Every reply carries a ConfigRecord ``client`` with the node's ``client-id``,
+``partition-id``, ``subject`` and ``position``, so the server can report
+per-device results and aggregate in a fixed order.
 
 ``app`` reads its settings from ``context.run_config`` (``flwr run``);
 :func:`make_client_app` bakes in defaults for ``run_simulation``, which
@@ -41,11 +44,13 @@ from fedotl.client.config import RunConfig
 from fedotl.client.data import ClientData, load_device, representation_of, store_dir
 from fedotl.client.node import node_evaluate, node_personalize, node_stats, node_train
 from fedotl.client.protocol import (
-    MSG_INFO, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_METRICS, REC_MOMENTS, REC_SOURCE,
+    MSG_INFO, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_DESCRIBE, REC_FEDAP, REC_HEAD, REC_METRICS,
+    REC_MOMENTS, REC_SOURCE, REC_SUMMARY,
 )
 from fedotl.client.records import arrays_to_record, record_to_arrays
 from fedotl.client.secure_aggregation import maybe_secaggplus_mod
 from fedotl.client.storage import save_head
+from fedotl.client.store import DeviceStore
 from fedotl.client.train import use_one_thread
 
 
@@ -78,11 +83,27 @@ class _Node:
         use_one_thread()
         self.cfg = RunConfig({**defaults, **context.run_config})
         self.partition_id = int(context.node_config.get("partition-id", 0))  # type: ignore[arg-type]
-        path = store_dir(context.node_config, str(self.cfg.data_dir), self.partition_id)
-        self.data: ClientData = load_device(path, float(self.cfg.train_fraction), representation_of(str(self.cfg.model)))
+        self.path = store_dir(context.node_config, str(self.cfg.data_dir), self.partition_id)
+        self.data: ClientData = load_device(self.path, float(self.cfg.train_fraction), representation_of(str(self.cfg.model)))
 
     def client_record(self) -> ConfigRecord:
-        return ConfigRecord({"client-id": self.data.client_id, "partition-id": self.partition_id})
+        meta = DeviceStore(self.path).meta()
+        return ConfigRecord(
+            {"client-id": self.data.client_id, "partition-id": self.partition_id,
+             "subject": str(meta.get("subject", "")), "position": str(meta.get("position", ""))}
+        )
+
+    def describe(self) -> ConfigRecord:
+        """What the windows are, so that the global model can describe itself (fedotl.client.model_card)."""
+        meta = DeviceStore(self.path).meta()
+        channels = meta["channels"]
+        labels = meta.get("labels") or [str(c) for c in meta["classes"]]
+        return ConfigRecord({
+            "classes": [int(c) for c in meta["classes"]], "labels": [str(v) for v in labels],
+            "channels": [str(c.get("name", "")) for c in channels],
+            "sensors": [str(c.get("sensor", "")) for c in channels], "axes": [str(c.get("axis", "")) for c in channels],
+            "rate-hz": float(meta["rate_hz"]), "window-rows": int(meta["window_rows"]),
+        })
 
 
 def _msg_config(msg: Message) -> dict:
@@ -124,10 +145,14 @@ def make_client_app(defaults: Mapping[str, object] | None = None) -> ClientApp:
         state = _state_dicts(context)
         source = msg.content.array_records.get(REC_SOURCE)
         cov = source["cov"].numpy() if source is not None and "cov" in source else None
-        head, metrics = node_personalize(node.data, node.cfg, _arrays(msg), state, cov)
+        head, metrics, summary = node_personalize(node.data, node.cfg, _arrays(msg), state, cov)
         _save_state(context, state)
-        save_head(str(node.cfg.out_dir), node.data.client_id, head)  # on this device's disk; never sent
-        return Message(content=RecordDict({REC_METRICS: MetricRecord(metrics), REC_CLIENT: node.client_record()}), reply_to=msg)
+        save_head(str(node.cfg.out_dir), node.data.client_id, head)  # on this device's disk
+        content = RecordDict({REC_METRICS: MetricRecord(metrics), REC_CLIENT: node.client_record()})
+        if summary:  # share-heads: the head and the summary leave the device, raw windows never do
+            content[REC_HEAD] = arrays_to_record(head)
+            content[REC_SUMMARY] = arrays_to_record(summary)
+        return Message(content=content, reply_to=msg)
 
     @app.query(MSG_STATS.split(".", 1)[1])
     def stats(msg: Message, context: Context) -> Message:
@@ -142,7 +167,7 @@ def make_client_app(defaults: Mapping[str, object] | None = None) -> ClientApp:
         metrics = MetricRecord(
             {"n-inputs": node.data.n_inputs, "n-classes": node.data.n_classes, "num-train": len(node.data.y_train), "num-test": len(node.data.y_test)}
         )
-        return Message(content=RecordDict({REC_METRICS: metrics, REC_CLIENT: node.client_record()}), reply_to=msg)
+        return Message(content=RecordDict({REC_METRICS: metrics, REC_CLIENT: node.client_record(), REC_DESCRIBE: node.describe()}), reply_to=msg)
 
     return app
 

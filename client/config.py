@@ -102,6 +102,7 @@ KEYS: tuple[Key, ...] = (
     Key("rate-hz", 0.0, "sampling rate of a generic CSV without timestamps (0: not given)", H, minimum=0),
     Key("label-track", "", "OPPORTUNITY label track, locomotion or gesture ('': the reader's default)", H, choices=("", "locomotion", "gesture")),
     Key("server-subjects", "", "comma-separated subjects whose data the server holds (cloud pretraining); they leave the federation", H),
+    Key("holdout-subjects", "", "comma-separated subjects kept out of the federation and the server (new users of fedotl newuser)", H),
     # ---------------------------------------------------------------- the device's data
     Key("data-dir", "", "folder of device stores (<data-dir>/devices/<partition-id>, <data-dir>/cloud); a SuperNode's node config data-dir names its own store"),
     Key("train-fraction", 0.7, "earliest share of each device's windows per activity used for training", minimum=0.0, maximum=1.0),
@@ -125,6 +126,7 @@ KEYS: tuple[Key, ...] = (
     Key("personalize-epochs", 30, "FedHealth personalisation epochs", minimum=1),
     Key("personalize-learning-rate", 0.001, "FedHealth personalisation learning rate", positive=True),
     Key("coral-weight", 1.0, "λ of the CORAL loss in personalisation", minimum=0),
+    Key("share-heads", False, "FedHealth: each device also sends its personalised head and a summary of its bottleneck features, for new users (fedotl simulate turns it on)"),
     # ---------------------------------------------------------------- rounds
     Key("min-available-nodes", 2, "Flower: nodes that must be connected before a round", minimum=0),
     Key("min-train-nodes", 2, "Flower: nodes sampled for training per round", minimum=0),
@@ -225,6 +227,10 @@ class RunConfig(Mapping[str, Value]):
     def server_subject_list(self) -> tuple[str, ...]:
         return parse_subjects(str(self.server_subjects))
 
+    @property
+    def holdout_subject_list(self) -> tuple[str, ...]:
+        return parse_subjects(str(self.holdout_subjects))
+
 
 def parse_subjects(text: str | None) -> tuple[str, ...]:
     """``"p1, p2"`` → ``("p1", "p2")``; empty → ().
@@ -241,6 +247,9 @@ def check_rules(c: RunConfig) -> None:
     """The rules between keys (each key's own range is checked by :meth:`Key.check`)."""
     if not 0.0 < c.train_fraction < 1.0:  # type: ignore[operator]
         raise ValueError(f"train-fraction must be in (0, 1), got {c.train_fraction}")
+    both = set(c.holdout_subject_list) & set(c.server_subject_list)
+    if both:
+        raise ValueError(f"subject(s) {sorted(both)} cannot be both server-held and held out as new users")
     if c.dp != "none":
         ok = c.plain_mean or (c.strategy == "fedbn" and c.dp == "client-fixed")
         if not ok:

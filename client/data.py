@@ -106,25 +106,34 @@ def time_split(y: np.ndarray, session: np.ndarray, start: np.ndarray, length: in
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def model_inputs(snap: Snapshot, representation: str) -> np.ndarray:
+def window_inputs(X: np.ndarray, channels: list[dict], representation: str) -> np.ndarray:
     """The model's inputs from raw (N, L, C) windows: (N, C, L) windows, or (N, F) features."""
     if representation == "features":
-        ch = snap.meta["channels"]
         triples = sensor_triples(
-            [c.get("name", "") for c in ch],
-            [f"{c.get('position', '')}_{c['sensor']}" if c.get("sensor") else "" for c in ch],
-            [c.get("axis", "") for c in ch],
+            [c.get("name", "") for c in channels],
+            [f"{c.get('position', '')}_{c['sensor']}" if c.get("sensor") else "" for c in channels],
+            [c.get("axis", "") for c in channels],
         )
-        return window_features(snap.X, triples).astype(np.float32, copy=False)
-    return np.ascontiguousarray(snap.X.transpose(0, 2, 1)).astype(np.float32, copy=False)
+        return window_features(X, triples).astype(np.float32, copy=False)
+    return np.ascontiguousarray(X.transpose(0, 2, 1)).astype(np.float32, copy=False)
+
+
+def model_inputs(snap: Snapshot, representation: str) -> np.ndarray:
+    """:func:`window_inputs` of a store snapshot."""
+    return window_inputs(snap.X, snap.meta["channels"], representation)
+
+
+def input_stats(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of ``ref`` per channel ((N, C, L) windows) or per feature ((N, F)); a flat std counts as 1."""
+    axes = (0, 2) if ref.ndim == 3 else (0,)
+    mean = ref.mean(axis=axes, keepdims=True)
+    std = ref.std(axis=axes, keepdims=True)
+    return mean, np.where(std > 1e-6, std, 1.0)
 
 
 def standardise(X: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """``X`` standardised per channel (windows) or per feature with the statistics of ``ref``."""
-    axes = (0, 2) if X.ndim == 3 else (0,)
-    mean = ref.mean(axis=axes, keepdims=True)
-    std = ref.std(axis=axes, keepdims=True)
-    std = np.where(std > 1e-6, std, 1.0)
+    mean, std = input_stats(ref)
     return ((X - mean) / std).astype(np.float32)
 
 

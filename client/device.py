@@ -219,7 +219,9 @@ class Devices:
 
     ``stores``, if given, holds one :class:`DeviceStore` (or None) per device and
     ``store_codes`` maps a label to its store class code; labelled windows are appended in
-    chunks of ``flush_every``.
+    chunks of ``flush_every``.  ``encode``, if given, maps the closed raw windows (n, L, C) to
+    the learners' inputs in place of the hand features and the scaler (e.g. the flattened
+    windows a :class:`fedotl.client.newuser.FederatedDeviceLearner` embeds itself).
     """
 
     def __init__(
@@ -234,6 +236,7 @@ class Devices:
         store_codes: dict[Hashable, int] | None = None,
         flush_every: int = 64,
         clock: Callable[[], float] = time.perf_counter,
+        encode: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         self.channels = list(channels)
         self.n_devices = n_devices
@@ -242,8 +245,9 @@ class Devices:
         self.policy = policy or LabelPolicy()
         self.budget = LabelBudget(self.policy, n_devices)
         n_features = len(self.channels) * len(ONLINE_STATS)
+        self.encode = encode
         self.scaler = scaler or FeatureScaler.identity(n_devices, n_features)
-        if self.scaler.mean.shape[0] != n_features:
+        if encode is None and self.scaler.mean.shape[0] != n_features:
             raise ValueError(f"the scaler has {self.scaler.mean.shape[0]} features, the windows give {n_features}")
         # windows waiting for a label (in time order), and labelled ones waiting for their delay
         # (a heap on the window's end): each delivery pops only what is due
@@ -322,8 +326,10 @@ class Devices:
         if ok.size == 0:
             return events
         dev = w.device[ok]
-        F = window_features(w.X[ok], (), ONLINE_STATS)
-        Z = self.scaler.transform(dev, F)
+        if self.encode is not None:
+            Z = self.encode(w.X[ok])
+        else:
+            Z = self.scaler.transform(dev, window_features(w.X[ok], (), ONLINE_STATS))
         preds, margins = self.learners.predict(dev, Z)
         latency = self._clock() - arrived
         asked = self.budget.ask(dev, margins)
@@ -525,11 +531,12 @@ class Device:
         store_codes: dict[Hashable, int] | None = None,
         max_missing: float = 0.2,
         max_gap_s: float = 0.5,
+        encode: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         spec = WindowSpec(rate_hz, window_s, stride_s, max_missing, max_gap_s)
         self.learner = learner
         self.core = Devices(1, channels, spec, PerDeviceLearners([learner]), scaler, policy,
-                            None if store is None else [store], store_codes)
+                            None if store is None else [store], store_codes, encode=encode)
         self._zero = np.zeros(1, dtype=np.int64)
 
     @property

@@ -24,7 +24,8 @@ from fedotl.client.data import ClientData
 from fedotl.client.model import bn_keys, build_model, fc_keys, get_arrays, set_arrays
 from fedotl.client.personalize import personalize
 from fedotl.client.protocol import CFG_BN_STATS, CFG_PROXIMAL_MU, CFG_SERVER_ROUND
-from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, train_local
+from fedotl.client.summary import summarise
+from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, predict, train_local
 
 Arrays = dict[str, np.ndarray]
 State = dict[str, Arrays]
@@ -110,13 +111,21 @@ def node_stats(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State)
     return {"sum": total, "outer": outer}, {"num-examples": int(n)}
 
 
-def node_personalize(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State, source_cov: np.ndarray | None) -> tuple[Arrays, dict]:
+def node_personalize(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State, source_cov: np.ndarray | None) -> tuple[Arrays, dict, Arrays]:
     """FedHealth's personalisation: freeze convs, fine-tune FC layers with CORAL.
 
     Stores the personalised FC layers in ``state["personal-head"]`` and
-    returns them with the test metrics before and after.
+    returns them with the test metrics before and after.  The third value is
+    the summary of the received model's bottleneck features on the training
+    windows (:func:`fedotl.client.summary.summarise`) when run config
+    ``share-heads`` is on, else empty: it is what a new user's device measures
+    its distance to.
     """
     model = node_model(data, cfg, incoming, state)
+    summary: Arrays = {}
+    if cfg.share_heads:
+        _, emb = predict(model, data.X_train)
+        summary = summarise(emb, data.y_train, data.n_classes)
     before = evaluate(model, data.X_test, data.y_test)
     fit = personalize(
         model, data.X_train, data.y_train, source_cov, train_settings(cfg, "personalize"),
@@ -129,4 +138,4 @@ def node_personalize(data: ClientData, cfg: RunConfig, incoming: Arrays, state: 
         "num-examples": after["n"], "accuracy": after["accuracy"], "macro-f1": after["macro_f1"], "loss": after["loss"],
         "global-accuracy": before["accuracy"], "global-macro-f1": before["macro_f1"], "train-loss": float(fit["loss"]),
     }
-    return head, metrics
+    return head, metrics, summary

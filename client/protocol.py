@@ -31,6 +31,9 @@ REC_CLIENT = "client"  # who replied: client-id and partition-id
 REC_FEDAP = "fedap"  # FedAP's BatchNorm statistics
 REC_MOMENTS = "moments"  # Σf and Σffᵀ of the bottleneck features
 REC_SOURCE = "source"  # FedHealth's source covariance, server → device
+REC_DESCRIBE = "describe"  # what the node's windows are: classes, channels, rate, window
+REC_HEAD = "head"  # a personalised head, device → server (only with share-heads)
+REC_SUMMARY = "summary"  # a summary of the bottleneck features, device → server (only with share-heads)
 
 # ------------------------------------------------------------ message-config keys
 # Only what changes per message travels in a message; the run config reaches

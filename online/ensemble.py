@@ -1,7 +1,9 @@
 """Shared machinery of the multi-class source ensembles (HomOTL-I/II, HomOTLMS, baselines).
 
 An ensemble has N experts over one class list: the fixed sources (aligned by label value)
-and, optionally, a target multi-class PA-I learner.  All linear experts live in one stacked
+and, optionally, a target multi-class PA-I learner.  The target learner may read only the
+columns from ``target_start`` on, so that sources and target can use different inputs of one
+sample (a source's transform reads its own columns).  All linear experts live in one stacked
 array ``M`` of shape (N, K, d) so that one matrix-vector product gives every score; the target
 block ``M[-1]`` is updated in place through a view.  Sources that carry a feature transform
 (torch extractors) are scored separately and written into their rows.
@@ -69,8 +71,11 @@ class SourceEnsemble(MulticlassOnlineClassifier):
         classes: Sequence | None,
         with_target: bool,
         C: float = 1.0,
+        target_start: int = 0,
     ) -> None:
         sources = tuple(sources)
+        if not isinstance(target_start, (int, np.integer)) or target_start < 0:
+            raise ValueError(f"target_start must be a non-negative integer, got {target_start!r}")
         names = homogeneous_features(sources)
         self._init_features(names)
         labels = list(classes or ())
@@ -79,6 +84,7 @@ class SourceEnsemble(MulticlassOnlineClassifier):
         self._init_classes(labels)
         self._with_target = with_target
         self._C = C
+        self._target_start = int(target_start)
         n, K, d = len(sources), len(self._classes), self._d
         N = n + int(with_target)
         self._M = np.zeros((N, K, d))
@@ -139,6 +145,11 @@ class SourceEnsemble(MulticlassOnlineClassifier):
 
     def _target_update(self, x: np.ndarray, sq: float, F: np.ndarray, yi: int) -> None:
         if self._with_target:
+            if self._target_start:
+                # the target learner reads only x[target_start:]: its other weights stay 0
+                x = x.copy()
+                x[: self._target_start] = 0.0
+                sq = float(x.dot(x))
             # F[-1] is scratch from here on (multiclass_pa_step overwrites entry yi)
             multiclass_pa_step(self._Wt, None, x, sq, F[-1], yi, 1, self._C)
 

@@ -35,7 +35,9 @@ __all__ = [
     "evaluate_learner",
     "persistence_mistakes",
     "prequential",
+    "prequential_budget",
     "results_to_dict",
+    "stream_orders",
 ]
 
 
@@ -137,9 +139,34 @@ class CurveStats:
         }
 
 
-def _orders(n: int, n_permutations: int, seed: int) -> list[np.ndarray]:
+def stream_orders(n: int, n_permutations: int = 20, seed: int = 0, time_order: bool = False) -> list[np.ndarray]:
+    """The orders every learner sees: ``n_permutations`` seeded shuffles, or the time order.
+
+    >>> [o.tolist() for o in stream_orders(3, time_order=True)]
+    [[0, 1, 2]]
+    """
+    if time_order:
+        return [np.arange(n)]
     rng = np.random.default_rng(seed)
     return [rng.permutation(n) for _ in range(n_permutations)]
+
+
+def prequential_budget(learner: Any, X: np.ndarray, y: Sequence, labelled: np.ndarray) -> np.ndarray:
+    """Test-then-train where only the rows with ``labelled`` True are learnt; every row is scored.
+
+    >>> from fedotl.online.pa import MulticlassPA
+    >>> X = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]); y = np.array([0, 0, 1])
+    >>> prequential_budget(MulticlassPA(), X, y, np.array([True, False, True])).tolist()
+    [True, False, True]
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    ys = y.tolist()
+    mistakes = np.empty(len(ys), dtype=bool)
+    for i, yi in enumerate(ys):
+        pred = learner.predict_learn_array(X[i], yi) if labelled[i] else learner.predict_array(X[i])
+        mistakes[i] = pred != yi
+    return mistakes
 
 
 def evaluate_learner(
@@ -162,7 +189,7 @@ def evaluate_learner(
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
-    orders = [np.arange(X.shape[0])] if time_order else _orders(X.shape[0], n_permutations, seed)
+    orders = stream_orders(X.shape[0], n_permutations, seed, time_order)
     curves, drifts = [], []
     for order in orders:
         mistakes, d = prequential(factory(), X[order], y[order], drift_detector)

@@ -172,6 +172,9 @@ class MulticlassHomOTL1(PiCombination, SourceEnsemble):
         Learning rate of the exponential weights (``eta = 0`` keeps a = (1/2, 1/2)).
     classes
         Labels known in advance (before the source's own classes).
+    target_start
+        First input column the target PA-I learner reads (0: all); see
+        :class:`~fedotl.online.homotlms.HomOTLMS`.
 
     Examples
     --------
@@ -191,15 +194,17 @@ class MulticlassHomOTL1(PiCombination, SourceEnsemble):
         C: float = 1.0,
         eta: float = 0.5,
         classes: tuple | None = None,
+        target_start: int = 0,
     ):
         self.source = source
         self.C = C
         self.eta = eta
         self.classes = classes
+        self.target_start = target_start
         check_positive("C", C)
         if not (math.isfinite(eta) and eta >= 0):
             raise ValueError(f"eta must be >= 0, got {eta!r}")
-        self._init_ensemble(() if source is None else (source,), classes, True, C)
+        self._init_ensemble(() if source is None else (source,), classes, True, C, target_start)
         self._a = np.full(self.n_experts, 1.0 / self.n_experts)
 
     @property

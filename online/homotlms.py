@@ -45,6 +45,11 @@ class HomOTLMS(SourceEnsemble):
         Stream length T for beta; ``None`` for the anytime schedule (T = current round).
     classes
         Labels known in advance (before the sources' classes).
+    target_start
+        First input column the target PA-I learner reads (0: all of them).  Columns before it
+        are for the sources' transforms only, e.g. a frozen extractor's features beside the
+        hand features the target learns on.  It is positional, so it is meant for the array
+        API; river's feature-order checks run with the default 0.
 
     Examples
     --------
@@ -69,15 +74,17 @@ class HomOTLMS(SourceEnsemble):
         C: float = 1.0,
         horizon: int | None = None,
         classes: tuple | None = None,
+        target_start: int = 0,
     ):
         self.sources = sources
         self.C = C
         self.horizon = horizon
         self.classes = classes
+        self.target_start = target_start
         check_positive("C", C)
         if horizon is not None and (not isinstance(horizon, (int, np.integer)) or horizon < 1):
             raise ValueError(f"horizon must be a positive integer or None, got {horizon!r}")
-        self._init_ensemble(tuple(sources or ()), classes, True, C)
+        self._init_ensemble(tuple(sources or ()), classes, True, C, target_start)
         self.reset_weights()
 
     def reset_weights(self) -> None:

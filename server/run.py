@@ -30,7 +30,7 @@ from flwr.supercore import log
 
 import fedotl
 from fedotl.client.config import RunConfig
-from fedotl.client.protocol import MSG_INFO, REC_CONFIG
+from fedotl.client.protocol import MSG_INFO, REC_CONFIG, REC_DESCRIBE
 from fedotl.client.records import arrays_to_record, record_to_arrays
 from fedotl.server.report import RunRecorder
 from fedotl.server.strategies import FedAP, FedBN, FedHealth, FedHealthAP, FedHealthBN, LocalOnly, TrackedFedAvg, TrackedFedProx
@@ -74,7 +74,11 @@ def query_info(grid: Grid, timeout: float, min_nodes: int = 1, wait_s: float = 6
                 errors.append(reply.error.reason)
                 continue
             mr = next(iter(reply.content.metric_records.values()))
-            return {"n_inputs": int(mr["n-inputs"]), "n_classes": int(mr["n-classes"]), "nodes": len(nodes)}  # type: ignore[arg-type]
+            describe = reply.content.config_records.get(REC_DESCRIBE)
+            return {
+                "n_inputs": int(mr["n-inputs"]), "n_classes": int(mr["n-classes"]), "nodes": len(nodes),  # type: ignore[arg-type]
+                "describe": dict(describe) if describe is not None else None,
+            }
     raise RuntimeError(f"no node answered query.info: {errors[:1]}")
 
 
@@ -113,6 +117,25 @@ def wrap_privacy(strategy, s: RunConfig, n_nodes: int):
     if s.dp == "server-fixed":
         return DifferentialPrivacyServerSideFixedClipping(strategy, s.dp_noise_multiplier, s.dp_clipping_norm, n_nodes)
     return strategy
+
+
+def save_federation(recorder: RunRecorder, s: RunConfig, values: Mapping[str, object], info: Mapping[str, object], arrays: dict, strategy) -> None:
+    """The self-describing global model, the shared heads and summaries, and the manifest
+    (:mod:`fedotl.client.model_card`), in the run directory."""
+    from fedotl.client.model_card import MODEL_FILE, make_card, save_client_share, save_global_model, write_manifest
+
+    if recorder.out is None:
+        return
+    describe = info.get("describe")
+    if describe is None:  # a node of an older fedotl: weights only
+        recorder.save_arrays(MODEL_FILE.removesuffix(".npz"), arrays)
+        return
+    card = make_card(describe, model=str(s.model), width=int(s.model_width), bottleneck=int(s.bottleneck),  # type: ignore[arg-type]
+                     n_inputs=int(info["n_inputs"]), n_classes=int(info["n_classes"]))  # type: ignore[call-overload]
+    save_global_model(recorder.out / MODEL_FILE, arrays, card)
+    for cid, (head, summary) in strategy.shared_heads.items():
+        save_client_share(recorder.out, cid, head, summary)
+    write_manifest(recorder.out, config=dict(values), clients=strategy.clients, shared=list(strategy.shared_heads), strategy=str(s.strategy))
 
 
 def run_server(grid: Grid, values: Mapping[str, object]) -> dict[str, object]:
@@ -166,7 +189,7 @@ def run_server(grid: Grid, values: Mapping[str, object]) -> dict[str, object]:
         strategy.personalize(grid, final, config=ConfigRecord(), server_cov=server_cov, timeout=float(s.round_timeout))
 
     if s.strategy != "local":
-        recorder.save_arrays("global_model", record_to_arrays(final))
+        save_federation(recorder, s, values, info, record_to_arrays(final), strategy)
     fields: dict[str, object] = {"params": count_params(model)}
     if s.secagg:
         secagg_rounds = grid.rounds  # type: ignore[attr-defined]

@@ -43,7 +43,9 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedProx
 from flwr.supercore import log
 
-from fedotl.client.protocol import CFG_BN_STATS, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_MOMENTS, REC_SOURCE
+from fedotl.client.protocol import (
+    CFG_BN_STATS, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE, REC_SUMMARY,
+)
 from fedotl.client.records import arrays_to_record, record_to_arrays
 from fedotl.server.aggregation import fedap_weight_matrix, personalised_average, pooled_moments
 from fedotl.server.report import RunRecorder
@@ -91,6 +93,8 @@ class _Tracked:
         self.min_replies = max(1, int(min_replies))
         self.eval_every = max(1, int(eval_every))
         self.node_client: dict[int, str] = {}
+        self.clients: dict[str, dict[str, str]] = {}  # client id → subject and position, as the node says
+        self.shared_heads: dict[str, tuple[dict, dict]] = {}  # client id → (head, feature summary), with share-heads
         self._sent: dict[tuple[int, str], set[int]] = {}
 
     # -------------------------------------------------------------- helpers
@@ -105,7 +109,11 @@ class _Tracked:
         for m in errors:
             self.recorder.failure(server_round, stage, m.metadata.src_node_id, str(m.error.reason))
         for m in valid:
-            self.node_client[m.metadata.src_node_id] = reply_client(m)[1]
+            cid = reply_client(m)[1]
+            self.node_client[m.metadata.src_node_id] = cid
+            rec = m.content.config_records.get(REC_CLIENT)
+            if rec is not None:
+                self.clients[cid] = {"subject": str(rec.get("subject", "")), "position": str(rec.get("position", ""))}
         answered = {m.metadata.src_node_id for m in replies}
         for node in sorted(self._sent.pop((server_round, stage), set()) - answered):
             self.recorder.failure(server_round, stage, node, "no reply within round-timeout")
@@ -350,6 +358,8 @@ class _Personalizing:
         for m in replies:
             mr = _metrics(m)
             cid = reply_client(m)[1]
+            if REC_HEAD in m.content.array_records and REC_SUMMARY in m.content.array_records:
+                self.shared_heads[cid] = (record_to_arrays(m.content[REC_HEAD]), record_to_arrays(m.content[REC_SUMMARY]))  # type: ignore[attr-defined]
             per_client[cid] = {
                 "accuracy": float(mr["accuracy"]), "macro_f1": float(mr["macro-f1"]),  # type: ignore[arg-type]
                 "global_accuracy": float(mr["global-accuracy"]), "global_macro_f1": float(mr["global-macro-f1"]),  # type: ignore[arg-type]

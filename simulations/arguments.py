@@ -73,16 +73,18 @@ def given_keys(args: argparse.Namespace, names) -> dict[str, object]:
 
 
 def add_server_subjects(p: argparse.ArgumentParser) -> None:
+    """``--server-subjects`` and ``--holdout-subjects`` (run-config keys of the same names)."""
     from fedotl.client.config import key
 
     p.add_argument("--server-subjects", nargs="+", default=[], metavar="SUBJECT", help=key("server-subjects").help)
+    p.add_argument("--holdout-subjects", nargs="+", default=[], metavar="SUBJECT", help=key("holdout-subjects").help)
 
 
-def server_subjects(args: argparse.Namespace) -> str:
-    """``--server-subjects p1 p2`` (or ``p1,p2``) as the run-config value ``"p1,p2"``."""
+def server_subjects(args: argparse.Namespace, which: str = "server") -> str:
+    """``--server-subjects p1 p2`` (or ``p1,p2``; ``which="holdout"``: ``--holdout-subjects``) as the run-config value ``"p1,p2"``."""
     from fedotl.client.config import parse_subjects
 
-    return ",".join(s for item in args.server_subjects for s in parse_subjects(item))
+    return ",".join(s for item in getattr(args, f"{which}_subjects", []) for s in parse_subjects(item))
 
 
 def key_value(text: str) -> tuple[str, str]:

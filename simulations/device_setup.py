@@ -42,6 +42,7 @@ class DeviceSetup:
     prior_weight: float
     sources: list[str] = field(default_factory=list)
     store_codes: dict[Hashable, int] = field(default_factory=dict)
+    encode: Any = None  # raw windows → learner inputs, in place of the hand features (a federation's device)
 
     def scaler(self, n_devices: int = 1) -> FeatureScaler:
         return FeatureScaler(n_devices, self.mean, self.std, self.online, self.prior_weight)
@@ -113,3 +114,31 @@ def match_channels(have: Sequence[str], need: Sequence[str], where: str) -> list
         f"{where}: the sources have {len(need)} channels ({', '.join(need)}); the input has {len(have)} "
         f"({', '.join(have)}) and lacks {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
     )
+
+
+def flat_windows(W: np.ndarray) -> np.ndarray:
+    """(n, L, C) windows as (n, L·C) rows: what a FederatedDeviceLearner reads."""
+    return np.asarray(W).reshape(len(W), -1)
+
+
+def federation_setup(run_dir: str, key: str, window_s: float, *, calibration: int, top_k: int, target_inputs: str,
+                     horizon: int | None, seed: int) -> DeviceSetup:
+    """A device that starts from the federation in ``run_dir`` (:class:`fedotl.client.newuser.FederatedDeviceLearner`)."""
+    from fedotl.client.model_card import load_federation
+    from fedotl.client.newuser import FederatedDeviceLearner
+
+    fed = load_federation(run_dir)
+    card = fed.model.card
+    if abs(float(card["window_seconds"]) - window_s) > 1e-9:
+        raise ValueError(f"--window {window_s:g}: the federation's model reads {card['window_seconds']:g} s windows")
+    if not fed.clients and key in ("homotlms_all", "homotlms_topk", "oddm_topk"):
+        raise ValueError(f"{run_dir}: no client shared its head, so {key} has no sources; try otl_global")
+
+    def make():
+        return FederatedDeviceLearner(fed, key, calibration=calibration, horizon=horizon,
+                                      top_k=top_k, target_inputs=target_inputs, seed=seed)
+
+    names = [c["name"] for c in card["channels"]]
+    d = len(names) * len(ONLINE_STATS)
+    return DeviceSetup(key, make, names, np.zeros(d), np.ones(d), False, 1.0, [c.client_id for c in fed.clients],
+                       dict(zip(fed.model.labels, fed.model.classes)), encode=flat_windows)

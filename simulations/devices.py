@@ -17,7 +17,9 @@ device's windows to its store, in recorded order:
 
 Devices are numbered in a fixed order (subjects in natural order, then body
 positions in the dataset's order); the subjects in ``server-subjects`` go to
-the server's own stores (``<root>/cloud``) instead.  The folder is named by
+the server's own stores (``<root>/cloud``) instead, and the subjects in
+``holdout-subjects`` get no store at all: they are the new users that
+``fedotl newuser`` streams.  The folder is named by
 a hash of everything written, under ``$FEDOTL_CACHE_DIR/stores/``: the same
 data gives the same folder, written once and reused by every later run.
 """
@@ -41,7 +43,7 @@ from fedotl.client.store import DeviceStore
 from fedotl.simulations.cache import cache_dir
 from fedotl.simulations.dataset import natural_key
 
-STORES_VERSION = 1
+STORES_VERSION = 2  # 2: stores name their classes
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Devices:
     rate_hz: float
     window_rows: int
     note: str = ""
+    labels: tuple[str, ...] | None = None  # a name per class, when the dataset has them
 
 
 @dataclass
@@ -137,9 +140,10 @@ def dataset_devices(cfg: RunConfig) -> Devices:
     if cfg.label_track:
         options["label_track"] = str(cfg.label_track)
     ds = load_dataset(str(cfg.dataset), Path(str(cfg.data_path)), **options)
-    unknown = set(cfg.server_subject_list) - set(ds.subjects)
-    if unknown:
-        raise ValueError(f"unknown server subject(s) {sorted(unknown)}; subjects are {ds.subjects}")
+    for what, chosen in (("server", cfg.server_subject_list), ("held-out", cfg.holdout_subject_list)):
+        unknown = set(chosen) - set(ds.subjects)
+        if unknown:
+            raise ValueError(f"unknown {what} subject(s) {sorted(unknown)}; subjects are {ds.subjects}")
     by, note = str(cfg.clients_by), ""
     if by == "subject-position" and not ds.positions:
         by, note = "subject", f"{ds.name} has no body positions: one device per subject"
@@ -159,16 +163,20 @@ def dataset_devices(cfg: RunConfig) -> Devices:
             rows.append(((natural_key(subject), order), dev))
     rows.sort(key=lambda r: r[0])
     channels = [asdict(c) for c in wsets[0][1].channels]
-    return _split_cloud([d for _, d in rows], cfg, classes, channels, ds.rate_hz, wsets[0][1].length, note)
+    labels = tuple(ds.activities.get(c, str(c)) for c in classes)
+    return _split_cloud([d for _, d in rows], cfg, classes, channels, ds.rate_hz, wsets[0][1].length, note, labels)
 
 
-def _split_cloud(devices: list[Device], cfg: RunConfig, classes, channels, rate_hz, window_rows, note: str = "") -> Devices:
-    server = set(cfg.server_subject_list)
+def _split_cloud(devices: list[Device], cfg: RunConfig, classes, channels, rate_hz, window_rows, note: str = "", labels=None) -> Devices:
+    server, held_out = set(cfg.server_subject_list), set(cfg.holdout_subject_list)
+    if held_out and held_out.isdisjoint(d.subject for d in devices):
+        raise ValueError(f"held-out subject(s) {sorted(held_out)} have no device")
+    devices = [d for d in devices if d.subject not in held_out]
     fed = [d for d in devices if d.subject not in server]
     cloud = [d for d in devices if d.subject in server]
     if not fed:
-        raise ValueError("the server holds every subject: no device is left to federate")
-    return Devices(fed, cloud, tuple(classes), list(channels), float(rate_hz), int(window_rows), note)
+        raise ValueError("the server holds or holds out every subject: no device is left to federate")
+    return Devices(fed, cloud, tuple(classes), list(channels), float(rate_hz), int(window_rows), note, labels)
 
 
 def build_devices(cfg: RunConfig) -> Devices:
@@ -179,7 +187,7 @@ def build_devices(cfg: RunConfig) -> Devices:
 def content_hash(devs: Devices) -> str:
     """A digest of every array and label written: equal data, equal folder."""
     h = hashlib.blake2b(digest_size=12)
-    meta = {"v": STORES_VERSION, "classes": devs.classes, "channels": devs.channels, "rate": devs.rate_hz, "rows": devs.window_rows}
+    meta = {"v": STORES_VERSION, "classes": devs.classes, "channels": devs.channels, "rate": devs.rate_hz, "rows": devs.window_rows, "labels": devs.labels}
     h.update(json.dumps(meta, sort_keys=True).encode())
     for tag, group in (("d", devs.devices), ("c", devs.cloud)):
         for d in group:
@@ -193,7 +201,7 @@ def _write(devs: Devices, root: Path) -> None:
     def one(path: Path, d: Device) -> None:
         store = DeviceStore.create(
             path, device=d.client_id, channels=devs.channels, rate_hz=devs.rate_hz, window_rows=devs.window_rows,
-            classes=devs.classes, subject=d.subject, position=d.position,
+            classes=devs.classes, subject=d.subject, position=d.position, labels=devs.labels,
         )
         store.append(d.X, d.y, session=d.session, start=d.start)
 

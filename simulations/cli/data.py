@@ -99,6 +99,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
     cfg = {**dataset_config(args), **given_keys(args, DEVICE_FLAGS.values())}
     cfg["server-subjects"] = server_subjects(args)
+    cfg["holdout-subjects"] = server_subjects(args, "holdout")
     out = Path(args.out).resolve()
     devices = prepare_devices(RunConfig(cfg), out)
     if args.json:

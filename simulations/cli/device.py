@@ -32,6 +32,22 @@ def add_window_args(p: argparse.ArgumentParser) -> None:
                    help="skip a window with a run of missing samples longer than this, in seconds (default 0.5)")
 
 
+def add_federation_args(p: argparse.ArgumentParser) -> None:
+    from fedotl.client.newuser import DEFAULT_CALIBRATION, DEFAULT_TOP_K, ONLINE_KEYS, TARGET_INPUTS
+    from fedotl.simulations.arguments import bounded
+
+    g = p.add_argument_group("new user of a federation")
+    g.add_argument("--federation", metavar="RUN_DIR", default=None,
+                   help="start from this federation (--out of fedotl simulate): its models become the sources")
+    g.add_argument("--transfer", choices=ONLINE_KEYS, default="otl_global", help="--federation: the learner (default %(default)s)")
+    g.add_argument("--calibration", type=bounded(int, lambda v: v >= 2, "an integer >= 2"), default=DEFAULT_CALIBRATION,
+                   help="--federation: windows predicted by the global model before the sources are chosen (default %(default)s)")
+    g.add_argument("--top-k", type=bounded(int, lambda v: v >= 0, "an integer >= 0"), default=DEFAULT_TOP_K,
+                   help="--federation: sources kept by MMD, 0 for all (default %(default)s)")
+    g.add_argument("--target-inputs", choices=TARGET_INPUTS, default="features",
+                   help="--federation: what the ensemble's own learner reads (default %(default)s)")
+
+
 def add_label_args(p: argparse.ArgumentParser) -> None:
     from fedotl.client.labels import QUERIES
     from fedotl.simulations.arguments import bounded, non_negative_float, positive_float
@@ -119,6 +135,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with sources: the sources' feature statistics (source) or the device's own, online")
     g.add_argument("--prior-weight", type=positive_float, default=20.0, help="--standardize online: prior pseudo-windows (default 20)")
     g.add_argument("--horizon", type=positive_int, default=DEFAULT_HORIZON, help="windows the Hedge learning rates are tuned for")
+    add_federation_args(p)
     add_label_args(p)
     add_fault_args(p)
     p.add_argument("--seed", type=int, default=0)
@@ -176,6 +193,14 @@ def _setup(args: argparse.Namespace, channels: list[str], replay_ds=None):
 
     if (args.source_dataset is None) != (args.source_path is None):
         raise ValueError("give both --source-dataset and --source-path, or neither")
+    if args.federation is not None:
+        if args.learner != "pa" or args.source_dataset is not None or args.source_subjects is not None:
+            raise ValueError("--federation brings its own sources: drop --learner, --source-dataset and --source-subjects")
+        from fedotl.simulations.device_setup import federation_setup
+
+        setup = federation_setup(args.federation, args.transfer, args.window, calibration=args.calibration, top_k=args.top_k,
+                                 target_inputs=args.target_inputs, horizon=None, seed=args.seed)
+        return setup, match_channels(channels, setup.channels, args.input or "the replay")
     if args.learner == "pa" and args.source_dataset is None and args.source_subjects is None:
         setup = scratch_setup(channels)
         if replay_ds is not None:  # the replayed dataset's activities are the store's classes
@@ -263,7 +288,7 @@ def cmd_device(args: argparse.Namespace) -> int:
     store, codes = _open_store(args, setup, rate, spec.length)
     device = Device(setup.channels, rate, setup.make_learner(), args.window, args.stride, policy=policy,
                     scaler=setup.scaler(), store=store, store_codes=codes,
-                    max_missing=args.max_missing, max_gap_s=args.max_gap)
+                    max_missing=args.max_missing, max_gap_s=args.max_gap, encode=setup.encode)
     emit: Callable = (lambda e: None) if args.quiet else (lambda e: print(json.dumps(e.to_dict()), flush=True))
     interrupted = False
     # a service manager stops a device with SIGTERM: treat it like Ctrl-C (metrics, then exit 130)

@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for flag, name in SWITCHES.items():
         p.add_argument(flag, dest=name, action="store_const", const=not key(name).default, default=None, help=f"{key(name).help} ({'off' if key(name).default else 'on'})")
     add_server_subjects(p)
+    p.add_argument("--no-share-heads", dest="share_heads", action="store_false", default=True, help="FedHealth: keep every head and feature summary on its device (default: shared, so that the run can serve new users; see docs/newuser.md)")
     p.add_argument("--min-nodes", type=positive_int, default=None, metavar="N", help="Flower's minimum nodes sampled for training and evaluation per round (default 2; the simulation always waits for every device before round 1)")
     p.add_argument("--mu", type=config_value("proximal-mu"), default=None, help=f"proximal weight of the strategy run: proximal-mu for fedprox (default {DEFAULTS['proximal-mu']}), fedhealth-proximal-mu for fedhealth (default {DEFAULTS['fedhealth-proximal-mu']})")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default runs/<strategy>-<time>)")
@@ -70,9 +71,11 @@ def config_from_args(args: argparse.Namespace) -> dict[str, object]:
     from fedotl.simulations.federated import make_config
 
     cfg = make_config(progress=True, out_dir=args.out or "")
+    cfg["share-heads"] = bool(args.share_heads)  # on in simulation: the run can then serve new users
     cfg.update(dataset_config(args))
     cfg.update(given_keys(args, (*FLAGS.values(), *SWITCHES.values())))
     cfg["server-subjects"] = server_subjects(args)
+    cfg["holdout-subjects"] = server_subjects(args, "holdout")
     if args.mu is not None:
         cfg["fedhealth-proximal-mu" if cfg["strategy"] == "fedhealth" else "proximal-mu"] = args.mu
     if args.min_nodes is not None:

@@ -8,7 +8,8 @@ import pytest
 from fedotl.client.data import ClientData
 from fedotl.client.model import bn_keys, build_model, fc_keys, get_arrays, shared_keys
 from fedotl.client.config import RunConfig
-from fedotl.client.node import InjectedFailure, node_evaluate, node_personalize, node_stats, node_train
+from fedotl.client.node import InjectedFailure, node_evaluate, node_model, node_personalize, node_stats, node_train
+from fedotl.client.train import predict
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +85,15 @@ def test_personalize_and_stats(data):
     state: dict = {}
     arrays, metrics = node_stats(data, settings("fedhealth"), initial(data), state)
     assert metrics["num-examples"] == 24 and arrays["sum"].shape == (64,) and arrays["outer"].shape == (64, 64)
-    head, m = node_personalize(data, settings("fedhealth", **{"coral-weight": 0.5}), initial(data), state, np.eye(64))
+    head, m, summary = node_personalize(data, settings("fedhealth", **{"coral-weight": 0.5}), initial(data), state, np.eye(64))
     assert set(head) == set(fc_keys(build_model("cnn", 3, 4))) and "personal-head" in state
     assert {"accuracy", "global-accuracy", "macro-f1", "global-macro-f1"} <= set(m)
+    assert summary == {}  # share-heads is off: nothing but metrics would leave the device
+    _, _, shared = node_personalize(data, settings("fedhealth", **{"share-heads": True}), initial(data), {}, None)
+    # the summary is of the *received* model's embeddings on the training windows
+    _, emb = predict(node_model(data, settings("fedhealth"), initial(data), {}), data.X_train)
+    assert int(shared["n"]) == len(data.y_train) and np.allclose(shared["mean"], emb.mean(0), atol=1e-5)
+    assert shared["class_count"].tolist() == np.bincount(data.y_train, minlength=4).tolist()
 
 
 def test_bad_settings():

@@ -201,3 +201,27 @@ def test_weights_are_probability_distributions(seed, eta, scale, n):
             w = getattr(m, attr)
             assert np.all(w >= 0) and np.all(np.isfinite(w))
             assert w.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda src, k: HomOTLMS((src,), horizon=50, target_start=k, classes=("a", "b", "c")),
+    lambda src, k: MulticlassHomOTL1(src, target_start=k, classes=("a", "b", "c")),
+])
+def test_target_start_keeps_the_target_learner_on_its_own_columns(make):
+    # The source reads columns 0..2 through a transform; the target PA-I only columns 3.. on.
+    rng = np.random.default_rng(0)
+    k, n = 3, 60
+    X = rng.normal(size=(n, k + 4))
+    y = np.array(["a", "b", "c"])[rng.integers(0, 3, n)]
+    src = SourceClassifier(rng.normal(size=(3, 2)), classes=("a", "b", "c"), transform=lambda Z: Z[..., :2] * 2.0, n_features=k + 4)
+    model = make(src, k)
+    alone = HomOTLMS(None, classes=("a", "b", "c"))  # the same PA-I target, on the target columns only
+    for i in range(n):
+        model.predict_learn_array(X[i], y[i])
+        alone.predict_learn_array(X[i, k:], y[i])
+    W = model.target_weights_
+    assert np.all(W[:, :k] == 0.0)
+    assert np.allclose(W[:, k:], alone.target_weights_)
+    assert np.abs(W[:, k:]).sum() > 0
+    with pytest.raises(ValueError, match="target_start"):
+        HomOTLMS((src,), target_start=-1)

@@ -1,0 +1,87 @@
+"""The self-describing global model and a federation's run directory (client/model_card.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fedotl.client.model import build_model, get_arrays
+from fedotl.client.model_card import (
+    CARD_KEY, FederationError, fc_embed, fc_scores, load_federation, load_global_model, make_card, save_client_share,
+    save_global_model, write_manifest,
+)
+from fedotl.client.summary import summarise
+
+DESCRIBE = {
+    "classes": [3, 5, 8], "labels": ["sit", "walk", "run"], "channels": ["a_x", "a_y"], "sensors": ["acc", "acc"],
+    "axes": ["x", "y"], "rate-hz": 10.0, "window-rows": 20,
+}
+
+
+def _trained_model():
+    model = build_model("cnn", 2, 3, seed=1, width=4, bottleneck=6)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so eval mode matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    return model
+
+
+def test_card_describes_the_windows_and_the_model():
+    card = make_card(DESCRIBE, model="cnn", width=4, bottleneck=6, n_inputs=2, n_classes=3)
+    assert card["classes"] == [3, 5, 8] and card["labels"] == ["sit", "walk", "run"]
+    assert card["channels"][1] == {"name": "a_y", "sensor": "acc", "axis": "y"}
+    assert card["window_seconds"] == 2.0 and card["representation"] == "windows" and card["fedotl"]
+    with pytest.raises(FederationError, match="3 classes"):
+        make_card(DESCRIBE, model="cnn", width=4, bottleneck=6, n_inputs=2, n_classes=4)
+
+
+def test_a_saved_model_rebuilds_alone_and_embeds_as_the_extractor_offline(tmp_path):
+    model = _trained_model()
+    card = make_card(DESCRIBE, model="cnn", width=4, bottleneck=6, n_inputs=2, n_classes=3)
+    path = save_global_model(tmp_path / "global_model.npz", get_arrays(model), card)
+    with np.load(path) as z:
+        assert CARD_KEY in z.files and json.loads(str(z[CARD_KEY]))["labels"] == card["labels"]
+    loaded = load_global_model(path)
+    raw = np.random.default_rng(0).normal(size=(7, 20, 2)).astype(np.float32)  # (n, L, C) as a device records
+    X = loaded.inputs(raw)
+    assert X.shape == (7, 2, 20)
+    model.eval()
+    with torch.no_grad():
+        want_emb = model.embed(torch.from_numpy(X)).numpy()
+        want_logits = model(torch.from_numpy(X)).numpy()
+        conv = model.features(torch.from_numpy(X)).numpy()
+    assert np.allclose(loaded.embed(X), want_emb, atol=1e-5)
+    assert np.allclose(fc_embed(conv, loaded.fc), want_emb, atol=1e-5)
+    assert np.allclose(fc_scores(loaded.conv(X), loaded.fc), want_logits, atol=1e-5)
+
+
+def test_federation_dir_round_trip_and_clear_errors(tmp_path):
+    model = _trained_model()
+    card = make_card(DESCRIBE, model="cnn", width=4, bottleneck=6, n_inputs=2, n_classes=3)
+    save_global_model(tmp_path / "global_model.npz", get_arrays(model), card)
+    fc = {k: v for k, v in get_arrays(model).items() if k.startswith(("bottleneck.", "head."))}
+    summary = summarise(np.random.default_rng(0).normal(size=(9, 6)), np.arange(9) % 3, 3)
+    save_client_share(tmp_path, "p1/RA", fc, summary)
+    clients = {"p1/RA": {"subject": "p1", "position": "RA"}, "p2/RA": {"subject": "p2", "position": "RA"}}
+    write_manifest(tmp_path, config={"holdout-subjects": "p9", "server-subjects": ""}, clients=clients, shared=["p1/RA"], strategy="fedhealth")
+    fed = load_federation(tmp_path)
+    assert fed.manifest["subjects"] == ["p1", "p2"] and fed.manifest["holdout_subjects"] == ["p9"]
+    assert [c.client_id for c in fed.clients] == ["p1/RA"] and fed.clients[0].position == "RA"
+    assert np.allclose(fed.clients[0].summary["rff"], summary["rff"]) and set(fed.clients[0].fc) == set(fc)
+
+    with pytest.raises(FederationError, match="no such run directory"):
+        load_federation(tmp_path / "nope")
+    weights_only = tmp_path / "old"
+    weights_only.mkdir()
+    np.savez(weights_only / "global_model.npz", **get_arrays(model))
+    (weights_only / "manifest.json").write_text("{}")
+    with pytest.raises(FederationError, match="no model card"):
+        load_federation(weights_only)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(FederationError, match="no manifest.json"):
+        load_federation(tmp_path)
