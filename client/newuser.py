@@ -123,6 +123,8 @@ class NewUserKit:
     label_names
         Label the sources' classes by the card's activity names (a streaming device's labels)
         rather than by their codes (a dataset's).
+    oddm_mu
+        μ of ODDM's online projection update (:class:`fedotl.online.HomOTLODDM`).
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class NewUserKit:
         C: float = 1.0,
         seed: int = 0,
         label_names: bool = False,
+        oddm_mu: float = 0.1,
     ):
         if target_inputs not in TARGET_INPUTS:
             raise ValueError(f"target inputs must be one of {', '.join(TARGET_INPUTS)}, got {target_inputs!r}")
@@ -152,6 +155,7 @@ class NewUserKit:
         self.include_global = include_global
         self.C = C
         self.seed = seed
+        self.oddm_mu = oddm_mu
         inputs = self.model.inputs(calibration)
         self.input_mean, self.input_std = self.model.standardiser(inputs)
         hand = window_features(calibration, (), ONLINE_STATS).astype(np.float64)
@@ -220,7 +224,7 @@ class NewUserKit:
                 out[name] = (self.ensemble_input, lambda s=srcs: HomOTLMS(s, C=C, horizon=horizon, target_start=m))
             elif name == "oddm_topk":
                 projected = self.oddm_sources()
-                out[name] = ("embedding", lambda p=projected: HomOTLODDM(p, C=C, horizon=horizon))
+                out[name] = ("embedding", lambda p=projected: HomOTLODDM(p, C=C, mu=self.oddm_mu, horizon=horizon))
         return out
 
     def oddm_sources(self) -> tuple[ProjectedSource, ...]:
@@ -241,6 +245,7 @@ class NewUserKit:
             "distances": {k: round(v, 6) for k, v in sorted(self.distances.items(), key=lambda kv: kv[1])},
             "target_inputs": self.target_inputs,
             "include_global": self.include_global,
+            "oddm_mu": self.oddm_mu,
         }
 
 

@@ -37,6 +37,7 @@ from fedotl.simulations.windows import make_windows
 ORDERS = ("permuted", "time")
 CURVE_AT = (10, 50, 100, 500)
 ALL_KEYS = ("global", "personalized_offline", *ONLINE_KEYS, "persistence")
+CLIENT_KEYS = ("homotlms_all", "homotlms_topk", "oddm_topk")  # need the clients' shared heads
 
 
 @dataclass
@@ -51,6 +52,7 @@ class NewUserOptions:
     calibration: int = DEFAULT_CALIBRATION
     label_budget: float = 1.0
     offline: bool = True  # personalized_offline (trains torch models: the slow reference)
+    oddm_mu: float = 0.1
     seed: int = 0
 
     def check(self) -> None:
@@ -60,6 +62,8 @@ class NewUserOptions:
             raise ValueError("need permutations >= 1, calibration >= 2 and top-k >= 0")
         if not 0.0 < self.label_budget <= 1.0:
             raise ValueError(f"label budget must be in (0, 1], got {self.label_budget}")
+        if not self.oddm_mu > 0:
+            raise ValueError(f"ODDM's mu must be > 0, got {self.oddm_mu}")
         if self.horizon is not None and self.horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {self.horizon}")
 
@@ -135,7 +139,7 @@ def run_device(fed: Federation, view: HARDataset, name: str, opts: NewUserOption
         pick[rng.choice(len(timeline), opts.calibration, replace=False)] = True
         cal, stream = timeline[pick], timeline[~pick]
     kit = NewUserKit(fed, ws.X[cal], top_k=opts.top_k, distance=opts.distance, target_inputs=opts.target_inputs,
-                     include_global=opts.include_global, seed=opts.seed)
+                     include_global=opts.include_global, seed=opts.seed, oddm_mu=opts.oddm_mu)
     Xs, y = ws.X[stream], ws.y[stream]
     enc = kit.encode(Xs)
     n = len(y)
@@ -151,7 +155,8 @@ def run_device(fed: Federation, view: HARDataset, name: str, opts: NewUserOption
     curves["global"] = fixed(kit.global_predictions(enc))
     if opts.offline:
         curves["personalized_offline"] = fixed(offline_reference(fed, kit, Xs, y, ws.start[stream] + ws.recording[stream] * 10**9, opts.seed))
-    factories = kit.learner_factories(opts.horizon or n)
+    names = [k for k in ONLINE_KEYS if fed.clients or k not in CLIENT_KEYS]
+    factories = kit.learner_factories(opts.horizon or n, names)
     for key, (kind, factory) in factories.items():
         rows = enc.rows(kind)
         runs = []
@@ -197,14 +202,14 @@ def run_newuser(ds: HARDataset, run_dir: str | Path, subjects: Sequence[str], op
     inside = sorted(set(subjects) & federated)
     if inside:
         raise ValueError(f"subject(s) {inside} took part in the federation: they are not new users (hold them out with --holdout-subjects)")
-    if not fed.clients:
-        raise FederationError(f"{run_dir}: no client shared its head (run the federation with FedHealth and share-heads on)")
     jobs = [(s, p, view) for s in subjects for p, view in device_views(ds, s, position)]
     out: dict = {}
     for s, p, view in progress(jobs, desc="new-user devices", unit="device"):
         out.setdefault(s, {"devices": {}})["devices"][p] = run_device(fed, view, f"{s}@{p}", opts)
+    note = "" if fed.clients else f"no client shared its head (FedHealth with share-heads does): {', '.join(CLIENT_KEYS)} left out"
     return {
         "dataset": ds.name,
+        "note": note,
         "federation": str(Path(run_dir)),
         "federated_subjects": sorted(federated),
         "protocol": "time order" if opts.order == "time" else f"{opts.permutations} permutations",

@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-inputs", choices=TARGET_INPUTS, default="features", help="what the ensembles' own PA-I learner reads (default %(default)s)")
     p.add_argument("--no-global-source", dest="include_global", action="store_false", help="leave the global head out of HomOTLMS's sources")
     p.add_argument("--horizon", type=positive_int, default=None, metavar="T", help="Hedge horizon of HomOTLMS and ODDM (default: the stream's length)")
+    p.add_argument("--oddm-mu", type=bounded(float, lambda v: v > 0, "a positive number"), default=NewUserOptions.oddm_mu, metavar="MU", help="ODDM's projection-update strength μ (default %(default)s)")
     p.add_argument("--calibration", type=bounded(int, lambda v: v >= 2, "an integer >= 2"), default=DEFAULT_CALIBRATION, metavar="N", help="unlabelled windows that calibrate the device before its stream (default %(default)s)")
     p.add_argument("--label-budget", type=bounded(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]"), default=1.0, metavar="F", help="share of windows whose label arrives (default 1)")
     p.add_argument("--no-offline", dest="offline", action="store_false", help="skip the personalized_offline reference (it trains two models per device)")
@@ -46,7 +47,7 @@ def options_from_args(args: argparse.Namespace) -> NewUserOptions:
     return NewUserOptions(
         order=args.order, permutations=args.permutations, top_k=args.top_k, distance=args.distance,
         target_inputs=args.target_inputs, include_global=args.include_global, horizon=args.horizon,
-        calibration=args.calibration, label_budget=args.label_budget, offline=args.offline, seed=args.seed,
+        calibration=args.calibration, label_budget=args.label_budget, offline=args.offline, oddm_mu=args.oddm_mu, seed=args.seed,
     )
 
 
@@ -61,6 +62,8 @@ def cmd_newuser(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     print(f"federation {out['federation']} ({', '.join(out['federated_subjects'])}); {out['protocol']}")
+    if out["note"]:
+        print(f"note: {out['note']}")
     keys = [k for k in ALL_KEYS if any(k in d["learners"] for s in out["subjects"].values() for d in s["devices"].values())]
     print(f"{'device':<10}" + "".join(f"{k[:14]:>15}" for k in keys))
     for subject, s in out["subjects"].items():

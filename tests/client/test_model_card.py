@@ -85,3 +85,67 @@ def test_federation_dir_round_trip_and_clear_errors(tmp_path):
     (tmp_path / "manifest.json").unlink()
     with pytest.raises(FederationError, match="no manifest.json"):
         load_federation(tmp_path)
+
+
+def _federation_dir(tmp_path, n_clients=3):
+    """A hand-built federation: a random model, n clients sharing heads and summaries of random embeddings."""
+    from fedotl.client.model_card import MODEL_FILE
+
+    model = _trained_model()
+    save_global_model(tmp_path / MODEL_FILE, get_arrays(model), make_card(DESCRIBE, model="cnn", width=4, bottleneck=6, n_inputs=2, n_classes=3))
+    fc = {k: v for k, v in get_arrays(model).items() if k.startswith(("bottleneck.", "head."))}
+    rng = np.random.default_rng(0)
+    clients = {}
+    for i in range(n_clients):
+        E = np.abs(rng.normal(i, 1.0, size=(30, 6)))
+        save_client_share(tmp_path, f"c{i}", fc, summarise(E, np.arange(30) % 3, 3))
+        clients[f"c{i}"] = {"subject": f"s{i}", "position": ""}
+    write_manifest(tmp_path, config={}, clients=clients, shared=list(clients), strategy="fedhealth")
+    return load_federation(tmp_path)
+
+
+def test_new_user_kit_builds_every_learner_on_rows_of_the_right_width(tmp_path):
+    from fedotl.client.newuser import ONLINE_KEYS, NewUserKit
+
+    fed = _federation_dir(tmp_path)
+    rng = np.random.default_rng(1)
+    kit = NewUserKit(fed, rng.normal(size=(12, 20, 2)), top_k=2)
+    assert len(kit.chosen) == 2 and set(kit.distances) == {"c0", "c1", "c2"}
+    assert kit.chosen == sorted(kit.distances, key=kit.distances.get)[:2]
+    enc = kit.encode(rng.normal(size=(5, 20, 2)))
+    assert enc.conv.shape[0] == enc.embedding.shape[0] == enc.features.shape[0] == 5
+    assert enc.rows("conv+features").shape[1] == enc.conv.shape[1] + enc.features.shape[1]
+    assert set(kit.global_predictions(enc).tolist()) <= {3, 5, 8}
+    for key, (kind, factory) in kit.learner_factories(20).items():
+        learner = factory()
+        rows = enc.rows(kind)
+        for i, y in enumerate([3, 5, 8, 3, 5]):
+            assert learner.predict_learn_array(rows[i], y) in (None, 3, 5, 8), key
+    assert set(kit.learner_factories(20)) == set(ONLINE_KEYS)
+    with pytest.raises(ValueError, match="target inputs"):
+        NewUserKit(fed, rng.normal(size=(12, 20, 2)), target_inputs="raw")
+
+
+def test_a_federated_device_predicts_with_the_global_model_until_calibrated(tmp_path):
+    from fedotl.client.model_card import fc_scores
+    from fedotl.client.newuser import FederatedDeviceLearner
+
+    fed = _federation_dir(tmp_path)
+    rng = np.random.default_rng(2)
+    windows = rng.normal(size=(8, 20, 2)).astype(np.float32)
+    lrn = FederatedDeviceLearner(fed, "homotlms_topk", calibration=4, top_k=1)
+    for i in range(3):
+        pred = lrn.predict_array(windows[i].ravel())
+        ref = fed.model.inputs(windows[: i + 1])  # standardised with the windows seen so far
+        mean, std = fed.model.standardiser(ref)
+        scores = fc_scores(fed.model.conv((fed.model.inputs(windows[i : i + 1]) - mean) / std), fed.model.fc)[0]
+        assert pred == fed.model.labels[int(scores.argmax())]
+        lrn.learn_array(windows[i].ravel(), "walk")
+        assert lrn.learner is None
+    lrn.predict_array(windows[3].ravel())  # the 4th window completes the calibration
+    assert lrn.learner is not None and lrn.kit is not None and len(lrn.kit.chosen) == 1
+    # the labels learnt while calibrating were replayed into the new learner
+    assert "walk" in lrn.learner.classes_
+    assert lrn.predict_array(windows[4].ravel()) in fed.model.labels
+    with pytest.raises(ValueError, match="global model reads 20 × 2"):
+        lrn.predict_array(np.zeros(7))

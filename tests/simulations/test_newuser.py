@@ -122,3 +122,24 @@ def test_device_starts_from_the_federation(federation, data, tmp_path, capsys):
     assert meta["labels"][0] == "sitting" and len(meta["classes"]) == 19
     assert main(["device", "--replay", "dsads", str(data), "--subject", "p4", "--federation", str(out), "--window", "2"]) == 2
     assert "reads 5 s windows" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_federation_without_shared_heads_still_serves_the_global_learners(federation, data, tmp_path, capsys):
+    import shutil
+
+    _, out = federation
+    bare = tmp_path / "bare"
+    shutil.copytree(out, bare)
+    shutil.rmtree(bare / "clients")
+    manifest = json.loads((bare / "manifest.json").read_text())
+    for c in manifest["clients"]:
+        c.pop("file", None)
+    (bare / "manifest.json").write_text(json.dumps(manifest))
+    code = main(["newuser", "--dataset", "dsads", str(data), "--federation", str(bare), "--subjects", "p4", "--position", "RL",
+                 "--permutations", "1", "--calibration", "20", "--no-offline", "--json"])
+    assert code == 0
+    res = json.loads(capsys.readouterr().out)
+    learners = res["subjects"]["p4"]["devices"]["RL"]["learners"]
+    assert set(learners) == {"global", "pa_features", "pa_embedding", "otl_global"}
+    assert "homotlms_all" in res["note"]
