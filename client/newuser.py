@@ -48,6 +48,7 @@ Deviations, written down:
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -62,8 +63,11 @@ from fedotl.online.sources import SourceClassifier
 TARGET_INPUTS = ("features", "embedding", "both")
 ONLINE_KEYS = ("pa_features", "pa_embedding", "otl_global", "homotlms_all", "homotlms_topk", "oddm_topk")
 FIXED_KEYS = ("global",)
+# Chosen on a split that is never reported: a p1–p4 federation, p5 and p6 as new users (docs/results.md).
 DEFAULT_TOP_K = 5
 DEFAULT_CALIBRATION = 100
+DEFAULT_TARGET_INPUTS = "both"
+DEFAULT_ODDM_MU = 0.001
 
 
 @dataclass
@@ -93,7 +97,7 @@ def _source(fc: dict, classes: Sequence[int], m: int, width: int, name: str) -> 
 def pseudo_source(share: ClientShare, classes: Sequence[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings drawn from a client's summary: per class, N(class mean, within-class covariance)."""
     s = share.summary
-    rng = np.random.default_rng([seed, abs(hash(share.client_id)) % (2**31)])
+    rng = np.random.default_rng([seed, zlib.crc32(share.client_id.encode())])  # str hash() differs per process
     cov = np.asarray(s["within_cov"], dtype=np.float64)
     Xs, ys = [], []
     for k, count in enumerate(np.asarray(s["class_count"]).tolist()):
@@ -134,12 +138,12 @@ class NewUserKit:
         *,
         top_k: int = DEFAULT_TOP_K,
         distance: str = "mmd",
-        target_inputs: str = "features",
+        target_inputs: str = DEFAULT_TARGET_INPUTS,
         include_global: bool = True,
         C: float = 1.0,
         seed: int = 0,
         label_names: bool = False,
-        oddm_mu: float = 0.1,
+        oddm_mu: float = DEFAULT_ODDM_MU,
     ):
         if target_inputs not in TARGET_INPUTS:
             raise ValueError(f"target inputs must be one of {', '.join(TARGET_INPUTS)}, got {target_inputs!r}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fedotl.client.model_card import Federation, FederationError, load_federation
-from fedotl.client.newuser import DEFAULT_CALIBRATION, DEFAULT_TOP_K, ONLINE_KEYS, NewUserKit
+from fedotl.client.newuser import DEFAULT_CALIBRATION, DEFAULT_ODDM_MU, DEFAULT_TARGET_INPUTS, DEFAULT_TOP_K, ONLINE_KEYS, NewUserKit
 from fedotl.online.evaluation import cumulative_mistake_rate, persistence_mistakes, prequential, prequential_budget, stream_orders
 from fedotl.simulations.dataset import HARDataset
 from fedotl.simulations.progress import progress
@@ -46,16 +46,20 @@ class NewUserOptions:
     permutations: int = 20
     top_k: int = DEFAULT_TOP_K
     distance: str = "mmd"
-    target_inputs: str = "features"
+    target_inputs: str = DEFAULT_TARGET_INPUTS
     include_global: bool = True
     horizon: int | None = None  # Hedge's T; None: the stream's length
     calibration: int = DEFAULT_CALIBRATION
     label_budget: float = 1.0
     offline: bool = True  # personalized_offline (trains torch models: the slow reference)
-    oddm_mu: float = 0.1
+    oddm_mu: float = DEFAULT_ODDM_MU
+    learners: tuple[str, ...] = ALL_KEYS  # the keys to run (persistence needs the time order)
     seed: int = 0
 
     def check(self) -> None:
+        unknown = sorted(set(self.learners) - set(ALL_KEYS))
+        if unknown or not self.learners:
+            raise ValueError(f"unknown or no learner(s) {unknown}; choose from {', '.join(ALL_KEYS)}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {self.order!r}")
         if self.permutations < 1 or self.calibration < 2 or self.top_k < 0:
@@ -152,10 +156,11 @@ def run_device(fed: Federation, view: HARDataset, name: str, opts: NewUserOption
         wrong = pred != y
         return np.array([cumulative_mistake_rate(wrong[o]) for o in orders])
 
-    curves["global"] = fixed(kit.global_predictions(enc))
-    if opts.offline:
+    if "global" in opts.learners:
+        curves["global"] = fixed(kit.global_predictions(enc))
+    if opts.offline and "personalized_offline" in opts.learners:
         curves["personalized_offline"] = fixed(offline_reference(fed, kit, Xs, y, ws.start[stream] + ws.recording[stream] * 10**9, opts.seed))
-    names = [k for k in ONLINE_KEYS if fed.clients or k not in CLIENT_KEYS]
+    names = [k for k in ONLINE_KEYS if k in opts.learners and (fed.clients or k not in CLIENT_KEYS)]
     factories = kit.learner_factories(opts.horizon or n, names)
     for key, (kind, factory) in factories.items():
         rows = enc.rows(kind)
@@ -168,7 +173,7 @@ def run_device(fed: Federation, view: HARDataset, name: str, opts: NewUserOption
                 wrong, _ = prequential(learner, rows[o], y[o])
             runs.append(cumulative_mistake_rate(wrong))
         curves[key] = np.array(runs)
-    if time_order:
+    if time_order and "persistence" in opts.learners:
         curves["persistence"] = cumulative_mistake_rate(persistence_mistakes(y))[None, :]
     return {
         "windows": int(n),

@@ -33,7 +33,7 @@ def add_window_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_federation_args(p: argparse.ArgumentParser) -> None:
-    from fedotl.client.newuser import DEFAULT_CALIBRATION, DEFAULT_TOP_K, ONLINE_KEYS, TARGET_INPUTS
+    from fedotl.client.newuser import DEFAULT_CALIBRATION, DEFAULT_TARGET_INPUTS, DEFAULT_TOP_K, ONLINE_KEYS, TARGET_INPUTS
     from fedotl.simulations.arguments import bounded
 
     g = p.add_argument_group("new user of a federation")
@@ -44,7 +44,7 @@ def add_federation_args(p: argparse.ArgumentParser) -> None:
                    help="--federation: windows predicted by the global model before the sources are chosen (default %(default)s)")
     g.add_argument("--top-k", type=bounded(int, lambda v: v >= 0, "an integer >= 0"), default=DEFAULT_TOP_K,
                    help="--federation: sources kept by MMD, 0 for all (default %(default)s)")
-    g.add_argument("--target-inputs", choices=TARGET_INPUTS, default="features",
+    g.add_argument("--target-inputs", choices=TARGET_INPUTS, default=DEFAULT_TARGET_INPUTS,
                    help="--federation: what the ensemble's own learner reads (default %(default)s)")
 
 

@@ -31,13 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--permutations", type=positive_int, default=20, help="permutations to average (default 20)")
     p.add_argument("--top-k", type=bounded(int, lambda v: v >= 0, "an integer >= 0"), default=DEFAULT_TOP_K, metavar="K", help="sources kept by distance, 0 for all (default %(default)s)")
     p.add_argument("--distance", choices=DISTANCES, default="mmd", help="distance to each client's feature summary (default %(default)s)")
-    p.add_argument("--target-inputs", choices=TARGET_INPUTS, default="features", help="what the ensembles' own PA-I learner reads (default %(default)s)")
+    p.add_argument("--target-inputs", choices=TARGET_INPUTS, default=NewUserOptions.target_inputs, help="what the ensembles' own PA-I learner reads (default %(default)s)")
     p.add_argument("--no-global-source", dest="include_global", action="store_false", help="leave the global head out of HomOTLMS's sources")
     p.add_argument("--horizon", type=positive_int, default=None, metavar="T", help="Hedge horizon of HomOTLMS and ODDM (default: the stream's length)")
     p.add_argument("--oddm-mu", type=bounded(float, lambda v: v > 0, "a positive number"), default=NewUserOptions.oddm_mu, metavar="MU", help="ODDM's projection-update strength μ (default %(default)s)")
     p.add_argument("--calibration", type=bounded(int, lambda v: v >= 2, "an integer >= 2"), default=DEFAULT_CALIBRATION, metavar="N", help="unlabelled windows that calibrate the device before its stream (default %(default)s)")
     p.add_argument("--label-budget", type=bounded(float, lambda v: 0 < v <= 1, "a fraction in (0, 1]"), default=1.0, metavar="F", help="share of windows whose label arrives (default 1)")
     p.add_argument("--no-offline", dest="offline", action="store_false", help="skip the personalized_offline reference (it trains two models per device)")
+    p.add_argument("--learners", default=",".join(ALL_KEYS), help="comma-separated keys to run (default: all of %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_newuser)
@@ -48,6 +49,7 @@ def options_from_args(args: argparse.Namespace) -> NewUserOptions:
         order=args.order, permutations=args.permutations, top_k=args.top_k, distance=args.distance,
         target_inputs=args.target_inputs, include_global=args.include_global, horizon=args.horizon,
         calibration=args.calibration, label_budget=args.label_budget, offline=args.offline, oddm_mu=args.oddm_mu, seed=args.seed,
+        learners=tuple(k.strip() for k in args.learners.split(",") if k.strip()),
     )
 
 

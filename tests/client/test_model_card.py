@@ -149,3 +149,21 @@ def test_a_federated_device_predicts_with_the_global_model_until_calibrated(tmp_
     assert lrn.predict_array(windows[4].ravel()) in fed.model.labels
     with pytest.raises(ValueError, match="global model reads 20 × 2"):
         lrn.predict_array(np.zeros(7))
+
+
+def test_oddm_pseudo_sources_are_the_same_in_every_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _federation_dir(tmp_path)
+    code = (
+        "import sys; from fedotl.client.model_card import load_federation; from fedotl.client.newuser import pseudo_source;"
+        "f = load_federation(sys.argv[1]); X, y = pseudo_source(f.clients[1], f.model.classes); print(repr(float(X.sum())), len(y))"
+    )
+    outs = {
+        subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outs) == 1 and outs.pop().split()[1] == "30"
