@@ -62,6 +62,7 @@ from fedotl.online.sources import SourceClassifier
 
 TARGET_INPUTS = ("features", "embedding", "both")
 ONLINE_KEYS = ("pa_features", "pa_embedding", "otl_global", "homotlms_all", "homotlms_topk", "oddm_topk")
+CLIENT_KEYS = ("homotlms_all", "homotlms_topk", "oddm_topk")  # the learners that need the clients' shared heads
 FIXED_KEYS = ("global",)
 # Chosen on a split that is never reported: a p1–p4 federation, p5 and p6 as new users (docs/results.md).
 DEFAULT_TOP_K = 5

@@ -125,13 +125,13 @@ def federation_setup(run_dir: str, key: str, window_s: float, *, calibration: in
                      horizon: int | None, seed: int) -> DeviceSetup:
     """A device that starts from the federation in ``run_dir`` (:class:`fedotl.client.newuser.FederatedDeviceLearner`)."""
     from fedotl.client.model_card import load_federation
-    from fedotl.client.newuser import FederatedDeviceLearner
+    from fedotl.client.newuser import CLIENT_KEYS, FederatedDeviceLearner
 
     fed = load_federation(run_dir)
     card = fed.model.card
     if abs(float(card["window_seconds"]) - window_s) > 1e-9:
         raise ValueError(f"--window {window_s:g}: the federation's model reads {card['window_seconds']:g} s windows")
-    if not fed.clients and key in ("homotlms_all", "homotlms_topk", "oddm_topk"):
+    if not fed.clients and key in CLIENT_KEYS:
         raise ValueError(f"{run_dir}: no client shared its head, so {key} has no sources; try otl_global")
 
     def make():

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from fedotl.client.model_card import Federation, FederationError, load_federation
-from fedotl.client.newuser import DEFAULT_CALIBRATION, DEFAULT_ODDM_MU, DEFAULT_TARGET_INPUTS, DEFAULT_TOP_K, ONLINE_KEYS, NewUserKit
+from fedotl.client.newuser import (
+    CLIENT_KEYS, DEFAULT_CALIBRATION, DEFAULT_ODDM_MU, DEFAULT_TARGET_INPUTS, DEFAULT_TOP_K, ONLINE_KEYS, NewUserKit,
+)
 from fedotl.online.evaluation import cumulative_mistake_rate, persistence_mistakes, prequential, prequential_budget, stream_orders
 from fedotl.simulations.dataset import HARDataset
 from fedotl.simulations.progress import progress
@@ -37,7 +39,6 @@ from fedotl.simulations.windows import make_windows
 ORDERS = ("permuted", "time")
 CURVE_AT = (10, 50, 100, 500)
 ALL_KEYS = ("global", "personalized_offline", *ONLINE_KEYS, "persistence")
-CLIENT_KEYS = ("homotlms_all", "homotlms_topk", "oddm_topk")  # need the clients' shared heads
 
 
 @dataclass
