@@ -83,11 +83,12 @@ class _Node:
         use_one_thread()
         self.cfg = RunConfig({**defaults, **context.run_config})
         self.partition_id = int(context.node_config.get("partition-id", 0))  # type: ignore[arg-type]
-        self.path = store_dir(context.node_config, str(self.cfg.data_dir), self.partition_id)
-        self.data: ClientData = load_device(self.path, float(self.cfg.train_fraction), representation_of(str(self.cfg.model)))
+        path = store_dir(context.node_config, str(self.cfg.data_dir), self.partition_id)
+        self.data: ClientData = load_device(path, float(self.cfg.train_fraction), representation_of(str(self.cfg.model)))
+        self.meta = DeviceStore(path).meta()
 
     def client_record(self) -> ConfigRecord:
-        meta = DeviceStore(self.path).meta()
+        meta = self.meta
         return ConfigRecord(
             {"client-id": self.data.client_id, "partition-id": self.partition_id,
              "subject": str(meta.get("subject", "")), "position": str(meta.get("position", ""))}
@@ -95,7 +96,7 @@ class _Node:
 
     def describe(self) -> ConfigRecord:
         """What the windows are, so that the global model can describe itself (fedotl.client.model_card)."""
-        meta = DeviceStore(self.path).meta()
+        meta = self.meta
         channels = meta["channels"]
         labels = meta.get("labels") or [str(c) for c in meta["classes"]]
         return ConfigRecord({

@@ -38,6 +38,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 import fedotl
+from fedotl.client.config import parse_subjects
+from fedotl.client.data import input_stats, window_inputs
 from fedotl.client.storage import safe_name, save_npz
 
 CARD_KEY = "__card__"
@@ -124,8 +126,6 @@ class GlobalModel:
 
     def inputs(self, windows: np.ndarray) -> np.ndarray:
         """Raw (N, L, C) windows as the model's (unstandardised) inputs."""
-        from fedotl.client.data import window_inputs
-
         W = np.asarray(windows, dtype=np.float32)
         if W.ndim != 3 or W.shape[2] != len(self.channels):
             raise FederationError(f"windows of shape {W.shape}; the model reads (n, L, {len(self.channels)}) windows")
@@ -134,8 +134,6 @@ class GlobalModel:
     @staticmethod
     def standardiser(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (windows) or per-feature mean and std of ``reference`` inputs, as every federated device had."""
-        from fedotl.client.data import input_stats
-
         return input_stats(reference)
 
     def conv(self, X: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -158,16 +156,20 @@ class GlobalModel:
         return fc_embed(self.conv(X), self.fc)
 
 
+def _read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise FederationError(f"{path}: cannot read {what} ({e})") from None
+
+
 def load_global_model(path: str | Path) -> GlobalModel:
     """Rebuild a global model from its ``.npz`` alone."""
     from fedotl.client.model import build_model, set_arrays
 
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise FederationError(f"{path}: cannot read the global model ({e})") from None
+    arrays = _read_npz(path, "the global model")
     if CARD_KEY not in arrays:
         raise FederationError(f"{path}: weights only, no model card (written by fedotl before 0.2?); rerun the federation")
     card = json.loads(str(arrays.pop(CARD_KEY)))
@@ -213,8 +215,8 @@ def write_manifest(run_dir: str | Path, *, config: Mapping[str, object], clients
         "model": MODEL_FILE,
         "subjects": sorted({e["subject"] for e in entries if e.get("subject")}),
         "positions": sorted({e["position"] for e in entries if e.get("position")}),
-        "holdout_subjects": [s for s in str(config.get("holdout-subjects", "")).replace(" ", "").split(",") if s],
-        "server_subjects": [s for s in str(config.get("server-subjects", "")).replace(" ", "").split(",") if s],
+        "holdout_subjects": list(parse_subjects(str(config.get("holdout-subjects", "")))),
+        "server_subjects": list(parse_subjects(str(config.get("server-subjects", "")))),
         "share_heads": bool(shared),
         "clients": entries,
         "config": dict(config),
@@ -252,12 +254,7 @@ def load_federation(run_dir: str | Path) -> Federation:
     for entry in manifest.get("clients", []):
         if "file" not in entry:
             continue
-        path = run_dir / entry["file"]
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
-            raise FederationError(f"{path}: cannot read client {entry['client_id']}'s head ({e})") from None
+        arrays = _read_npz(run_dir / entry["file"], f"client {entry['client_id']}'s head")
         fc = {k: v for k, v in arrays.items() if not k.startswith(SUMMARY_PREFIX)}
         summary = {k[len(SUMMARY_PREFIX):]: v for k, v in arrays.items() if k.startswith(SUMMARY_PREFIX)}
         clients.append(ClientShare(entry["client_id"], entry.get("subject", ""), entry.get("position", ""), fc, summary))

@@ -164,7 +164,8 @@ class NewUserKit:
         inputs = self.model.inputs(calibration)
         self.input_mean, self.input_std = self.model.standardiser(inputs)
         hand = window_features(calibration, (), ONLINE_STATS).astype(np.float64)
-        self.feat_mean, self.feat_std = hand.mean(0), np.where(hand.std(0) > 1e-8, hand.std(0), 1.0)
+        std = hand.std(0)
+        self.feat_mean, self.feat_std = hand.mean(0), np.where(std > 1e-8, std, 1.0)
         self.calibration = self.encode(calibration)
         shares = {c.client_id: c for c in federation.clients}
         for c in shares.values():
@@ -287,6 +288,7 @@ class FederatedDeviceLearner:
         self._seen: list[np.ndarray] = []
         self._labelled: list[tuple[np.ndarray, object]] = []
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._scored: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def _window(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -295,10 +297,16 @@ class FederatedDeviceLearner:
         return x.reshape(1, *self.shape)
 
     def _global_scores(self, w: np.ndarray) -> np.ndarray:
+        """The global model's scores of ``w``, inputs standardised with the windows seen so far
+        (the last window's are cached: predict and proba ask for the same one)."""
+        if self._scored is not None and self._scored[0] == len(self._seen) and np.array_equal(self._scored[1], w):
+            return self._scored[2]
         model = self.federation.model
-        ref = model.inputs(np.concatenate(self._seen[-self.calibration:] or [w]))
+        ref = model.inputs(np.concatenate(self._seen or [w]))
         mean, std = model.standardiser(ref)
-        return fc_scores(model.conv((model.inputs(w) - mean) / std), model.fc)[0]
+        scores = fc_scores(model.conv((model.inputs(w) - mean) / std), model.fc)[0]
+        self._scored = (len(self._seen), w, scores)
+        return scores
 
     def _calibrated(self) -> None:
         self.kit = NewUserKit(self.federation, np.concatenate(self._seen), label_names=True, **self.kit_options)

@@ -98,12 +98,12 @@ def offline_reference(fed: Federation, kit: NewUserKit, windows: np.ndarray, y: 
     """``personalized_offline``'s predictions (class codes): two time folds per activity, each predicted by the other's fine-tuned model."""
     import copy
 
-    from fedotl.client.config import RunConfig
+    from fedotl.client.config import BY_NAME, RunConfig
     from fedotl.client.node import train_settings
     from fedotl.client.personalize import personalize
     from fedotl.client.train import predict
 
-    cfg = RunConfig({k: v for k, v in fed.manifest.get("config", {}).items() if k in RunConfig()})
+    cfg = RunConfig({k: v for k, v in fed.manifest.get("config", {}).items() if k in BY_NAME})
     X = ((fed.model.inputs(windows) - kit.input_mean) / kit.input_std).astype(np.float32)
     index = {c: i for i, c in enumerate(fed.model.classes)}
     yi = np.array([index[c] for c in y.tolist()])
