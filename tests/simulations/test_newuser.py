@@ -143,3 +143,15 @@ def test_a_federation_without_shared_heads_still_serves_the_global_learners(fede
     learners = res["subjects"]["p4"]["devices"]["RL"]["learners"]
     assert set(learners) == {"global", "pa_features", "pa_embedding", "otl_global"}
     assert "homotlms_all" in res["note"]
+
+
+@pytest.mark.slow
+def test_a_device_with_other_channels_is_refused_by_name(federation, data):
+    from fedotl.client.model_card import FederationError
+    from fedotl.simulations.newuser import check_channels
+    from fedotl.simulations.readers import load_dataset
+
+    _, out = federation
+    whole = load_dataset("dsads", data).select_subjects(["p4"])  # all 45 channels, not one unit's 9
+    with pytest.raises(FederationError, match="p4: 45 channels, but the global model reads 9"):
+        check_channels(load_federation(out), whole, "p4")
