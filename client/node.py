@@ -23,7 +23,7 @@ from fedotl.client.config import RunConfig
 from fedotl.client.data import ClientData
 from fedotl.client.model import bn_keys, build_model, fc_keys, get_arrays, set_arrays
 from fedotl.client.personalize import personalize
-from fedotl.client.protocol import CFG_BN_STATS, CFG_PROXIMAL_MU, CFG_SERVER_ROUND
+from fedotl.client.protocol import CFG_BN_STATS, CFG_PROXIMAL_MU, CFG_SERVER_ROUND, METRIC_CONFUSION
 from fedotl.client.summary import summarise
 from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, predict, train_local
 
@@ -101,7 +101,12 @@ def node_evaluate(data: ClientData, cfg: RunConfig, incoming: Arrays, state: Sta
     """The node's model (global, personalised or local) on its own test windows."""
     model = node_model(data, cfg, incoming, state)
     r = evaluate(model, data.X_test, data.y_test)
-    return {"num-examples": r["n"], "accuracy": r["accuracy"], "macro-f1": r["macro_f1"], "loss": r["loss"]}
+    return {"num-examples": r["n"], "accuracy": r["accuracy"], "macro-f1": r["macro_f1"], "loss": r["loss"], METRIC_CONFUSION: flat_confusion(r)}
+
+
+def flat_confusion(result: dict) -> list[int]:
+    """The confusion matrix of :func:`~fedotl.client.train.evaluate`, row-major, as a metric value (Flower's records hold flat lists)."""
+    return [int(v) for v in np.asarray(result["confusion"]).ravel()]
 
 
 def node_stats(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State) -> tuple[Arrays, dict]:
@@ -137,5 +142,6 @@ def node_personalize(data: ClientData, cfg: RunConfig, incoming: Arrays, state: 
     metrics = {
         "num-examples": after["n"], "accuracy": after["accuracy"], "macro-f1": after["macro_f1"], "loss": after["loss"],
         "global-accuracy": before["accuracy"], "global-macro-f1": before["macro_f1"], "train-loss": float(fit["loss"]),
+        METRIC_CONFUSION: flat_confusion(after),
     }
     return head, metrics, summary

@@ -35,6 +35,9 @@ REC_DESCRIBE = "describe"  # what the node's windows are: classes, channels, rat
 REC_HEAD = "head"  # a personalised head, device → server (only with share-heads)
 REC_SUMMARY = "summary"  # a summary of the bottleneck features, device → server (only with share-heads)
 
+# ------------------------------------------------------------ metric names
+METRIC_CONFUSION = "confusion"  # a node's test confusion matrix, row-major (true class × predicted class)
+
 # ------------------------------------------------------------ message-config keys
 # Only what changes per message travels in a message; the run config reaches
 # every node through Flower's context.run_config and is never re-sent.

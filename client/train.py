@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import f1_score
+from sklearn.metrics import confusion_matrix, f1_score
 from torch import nn
 
 from fedotl.client.model import BN_TYPES
@@ -155,18 +155,24 @@ def predict(model: nn.Module, X: np.ndarray, batch_size: int = 512) -> tuple[np.
 
 
 def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 (over the classes present in truth or prediction) and loss."""
+    """Accuracy, macro-F1 (over the classes present in truth or prediction), loss and the confusion matrix.
+
+    ``confusion[i, j]`` counts windows of class index ``i`` predicted as ``j``, over every class
+    the model outputs (empty when there is no window).
+    """
     n = len(y)
     if n == 0:
-        return {"accuracy": 0.0, "macro_f1": 0.0, "loss": 0.0, "n": 0}
+        return {"accuracy": 0.0, "macro_f1": 0.0, "loss": 0.0, "n": 0, "confusion": np.zeros((0, 0), np.int64)}
     logits, _ = predict(model, X)
     pred = logits.argmax(1)
+    k = logits.shape[1]
     loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(np.asarray(y, dtype=np.int64))))
     return {
         "accuracy": float((pred == y).mean()),
         "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
         "loss": loss,
         "n": int(n),
+        "confusion": confusion_matrix(y, pred, labels=np.arange(k)),
     }
 
 

@@ -24,6 +24,7 @@ Progress goes to stderr, one line per round.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -56,6 +57,21 @@ def summarise(per_client: Mapping[str, Mapping[str, float]]) -> dict[str, object
         "per_client": acc,
         "per_client_macro_f1": f1,
     }
+
+
+def summed_confusion(per_client: Mapping[str, Mapping[str, object]], labels: list[str] | None = None) -> dict | None:
+    """The devices' test confusion matrices added up (rows: true class, columns: predicted), or None.
+
+    >>> summed_confusion({"a": {"confusion": [2, 0, 1, 1]}, "b": {"confusion": [1, 0, 0, 3]}}, ["sit", "walk"])
+    {'labels': ['sit', 'walk'], 'matrix': [[3, 0], [1, 4]]}
+    """
+    flats = [np.asarray(v["confusion"], dtype=np.int64) for v in per_client.values() if v.get("confusion")]
+    if not flats:
+        return None
+    k = math.isqrt(flats[0].size)
+    mats = [f.reshape(k, k) for f in flats if f.size == k * k]
+    names = list(labels) if labels is not None and len(labels) == k else [str(i) for i in range(k)]
+    return {"labels": names, "matrix": np.sum(mats, axis=0).tolist()}
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -91,6 +107,7 @@ class RunRecorder:
         self._train: dict[int, dict] = {}
         self.t0 = time.perf_counter()
         self.extra: dict[str, object] = {}
+        self.labels: list[str] | None = None  # class names, by class index (from the nodes' describe record)
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "metrics.jsonl").write_text("")
@@ -180,6 +197,9 @@ class RunRecorder:
             "seconds_per_round": float(np.mean(round_s)) if round_s else None,
             "seconds": round(time.perf_counter() - self.t0, 3),
         }
+        confusion = summed_confusion(final, self.labels)
+        if confusion is not None:
+            summary["confusion"] = confusion
         summary.update(self.extra)
         summary.update(fields)
         self.write({"event": "summary", **summary})

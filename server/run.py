@@ -157,6 +157,8 @@ def run_server(grid: Grid, values: Mapping[str, object]) -> dict[str, object]:
     # The first message also starts the node's ClientApp process (torch, Flower), which
     # can take longer than a short round timeout on a loaded machine.
     info = query_info(grid, timeout=max(float(s.round_timeout), 120.0), min_nodes=int(s.min_available_nodes))
+    if info.get("describe"):
+        recorder.labels = [str(v) for v in info["describe"].get("labels", [])]  # type: ignore[union-attr]
     model = build_model(str(s.model), info["n_inputs"], info["n_classes"], seed=int(s.seed), width=int(s.model_width), bottleneck=int(s.bottleneck))  # type: ignore[arg-type]
     recorder.event("start", config=dict(values), nodes=info["nodes"], params=count_params(model), fedotl=fedotl.__version__)
     recorder.say(f"{info['nodes']} nodes, model {s.model} with {count_params(model):,} parameters, {rounds} rounds")

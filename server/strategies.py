@@ -44,7 +44,8 @@ from flwr.serverapp.strategy import FedAvg, FedProx
 from flwr.supercore import log
 
 from fedotl.client.protocol import (
-    CFG_BN_STATS, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE, REC_SUMMARY,
+    CFG_BN_STATS, METRIC_CONFUSION, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE,
+    REC_SUMMARY,
 )
 from fedotl.client.records import arrays_to_record, record_to_arrays
 from fedotl.server.aggregation import fedap_weight_matrix, personalised_average, pooled_moments
@@ -70,6 +71,14 @@ def split_replies(replies: Iterable[Message]) -> tuple[list[Message], list[Messa
 
 def _metrics(msg: Message) -> MetricRecord:
     return next(iter(msg.content.metric_records.values()))
+
+
+def _evaluation(mr: MetricRecord) -> dict[str, object]:
+    """A node's evaluation reply as the recorder keeps it (the confusion matrix when the node sends one)."""
+    out: dict[str, object] = {"accuracy": float(mr["accuracy"]), "macro_f1": float(mr["macro-f1"]), "n": int(mr["num-examples"])}  # type: ignore[arg-type]
+    if METRIC_CONFUSION in mr:
+        out["confusion"] = [int(v) for v in mr[METRIC_CONFUSION]]  # type: ignore[union-attr]
+    return out
 
 
 def _num_examples(msg: Message, key: str = "num-examples") -> float:
@@ -156,9 +165,11 @@ class _Tracked:
         per_client = {}
         for m in valid:
             mr = _metrics(m)
-            per_client[reply_client(m)[1]] = {"accuracy": float(mr["accuracy"]), "macro_f1": float(mr["macro-f1"]), "n": int(mr["num-examples"])}  # type: ignore[arg-type]
+            per_client[reply_client(m)[1]] = _evaluation(mr)
         usable = [m for m in valid if _num_examples(m) > 0]
         agg = super().aggregate_evaluate(server_round, usable) if usable else None  # type: ignore[misc]
+        if agg is not None and METRIC_CONFUSION in agg:
+            del agg[METRIC_CONFUSION]  # Flower averages it; the recorder sums the counts instead
         self.recorder.round_finished(server_round, per_client or None)
         if per_client:
             accs = [v["accuracy"] for v in per_client.values()]
@@ -361,9 +372,8 @@ class _Personalizing:
             if REC_HEAD in m.content.array_records and REC_SUMMARY in m.content.array_records:
                 self.shared_heads[cid] = (record_to_arrays(m.content[REC_HEAD]), record_to_arrays(m.content[REC_SUMMARY]))  # type: ignore[attr-defined]
             per_client[cid] = {
-                "accuracy": float(mr["accuracy"]), "macro_f1": float(mr["macro-f1"]),  # type: ignore[arg-type]
+                **_evaluation(mr),
                 "global_accuracy": float(mr["global-accuracy"]), "global_macro_f1": float(mr["global-macro-f1"]),  # type: ignore[arg-type]
-                "n": int(mr["num-examples"]),  # type: ignore[arg-type]
             }
         recorder.extra["source_covariance"] = source
         recorder.personalized_results(per_client, time.perf_counter() - t0)

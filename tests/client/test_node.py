@@ -35,7 +35,11 @@ def test_fedavg_node_returns_the_whole_model_and_keeps_no_state(data):
     assert list(send) == list(initial(data)) and state == {} and extra == {}
     assert metrics["num-examples"] == 24 and 0 <= metrics["train-accuracy"] <= 1
     ev = node_evaluate(data, settings("fedavg"), send, state)
-    assert ev["num-examples"] == 16 and set(ev) == {"num-examples", "accuracy", "macro-f1", "loss"}
+    assert ev["num-examples"] == 16 and set(ev) == {"num-examples", "accuracy", "macro-f1", "loss", "confusion"}
+    k = data.n_classes
+    cm = np.asarray(ev["confusion"]).reshape(k, k)  # rows: true class; its diagonal is the correct windows
+    assert cm.sum() == 16 and cm.trace() == round(ev["accuracy"] * 16)
+    assert (cm.sum(1) == np.bincount(data.y_test, minlength=k)).all()
 
 
 def test_fedbn_node_keeps_batchnorm_local(data):
