@@ -39,6 +39,7 @@ from fedotl.client.features import ONLINE_STATS, window_features
 from fedotl.client.labels import LabelBudget, LabelPolicy, margin
 from fedotl.client.store import DeviceStore
 from fedotl.client.stream_windows import COUNTS, ClosedWindows, WindowBuffers, WindowSpec
+from fedotl.online.evaluation import mistake_trace
 from fedotl.online.kernels import margin_pi
 from fedotl.online.standardized import running_standardize
 
@@ -463,6 +464,16 @@ class Devices:
             return {"window": [], "mistakes": []}
         at = np.unique(np.linspace(1, m.size, min(points, m.size)).round().astype(int))
         return {"window": at.tolist(), "mistakes": m[at - 1].tolist()}
+
+    def traces(self, device: int) -> dict:
+        """The learner's and the persistence baseline's mistake traces (:func:`fedotl.online.evaluation.mistake_trace`)."""
+        rec = self.records[device]
+        return {"learner": mistake_trace(np.cumsum(rec.mistakes)), "persistence": mistake_trace(np.cumsum(rec.persistence_mistakes))}
+
+    def latencies_ms(self, device: int | None = None) -> np.ndarray:
+        """Every prediction latency (ms) of one device, or of all of them."""
+        recs = self.records if device is None else [self.records[device]]
+        return np.concatenate([np.asarray(r.latency, dtype=float) for r in recs] or [np.zeros(0)]) * 1e3
 
     def summary(self) -> dict:
         """Totals over all devices (accuracy pooled over every labelled window)."""

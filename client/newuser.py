@@ -69,6 +69,17 @@ DEFAULT_TOP_K = 5
 DEFAULT_CALIBRATION = 100
 DEFAULT_TARGET_INPUTS = "both"
 DEFAULT_ODDM_MU = 0.001
+#: Each learner in a few words (the reports show these beside the keys).
+DESCRIPTIONS = {
+    "global": "the federated global model as it is",
+    "pa_features": "PA-I on the hand features, from scratch",
+    "pa_embedding": "PA-I on the global model's embedding",
+    "otl_global": "HomOTL-I: the global head beside a PA-I of the device",
+    "homotlms_all": "HomOTLMS: the global head and every client's head, beside a PA-I of the device",
+    "homotlms_topk": f"HomOTLMS: the global head and the {DEFAULT_TOP_K} nearest clients' heads (MMD), beside a PA-I of the device",
+    "oddm_topk": f"HomOTL-ODDM over the {DEFAULT_TOP_K} nearest clients' heads",
+    "personalized_offline": "FedHealth's personalisation with the labels in advance (a reference, not online)",
+}
 
 
 @dataclass

@@ -36,6 +36,23 @@ def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
     return path
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename: a reader sees the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def save_head(out_dir: str, client_id: str, head: Mapping[str, np.ndarray]) -> Path | None:
     """Write this device's personalised head under ``out_dir`` (nothing without one)."""
     if not out_dir or not head:

@@ -33,6 +33,8 @@ __all__ = [
     "cumulative_mistake_rate",
     "evaluate",
     "evaluate_learner",
+    "mean_trace",
+    "mistake_trace",
     "persistence_mistakes",
     "prequential",
     "prequential_budget",
@@ -45,6 +47,43 @@ def cumulative_mistake_rate(mistakes: np.ndarray) -> np.ndarray:
     """Mistakes (bool, n) -> cumulative mistake rate after each sample (float, n)."""
     m = np.asarray(mistakes, dtype=float)
     return np.cumsum(m) / np.arange(1, m.shape[0] + 1)
+
+
+#: Where a mistake trace is sampled: about 20 points a decade (log-spaced, as curves are read on a log axis),
+#: including 10, 50, 100 and 500 windows.
+TRACE_POINTS: tuple[int, ...] = tuple(sorted({int(round(v)) for v in np.geomspace(1, 10**7, 141)} | {10, 50, 100, 500}))
+
+
+def mistake_trace(cumulative: np.ndarray) -> dict:
+    """Cumulative mistakes after ``t`` windows, for each ``t`` of :data:`TRACE_POINTS` within the stream.
+
+    ``cumulative[i]`` is the mistake count after window ``i + 1`` (``np.cumsum`` of the 0/1
+    mistakes, or its mean over runs).  ``windows`` says how long the stream was.
+
+    >>> tr = mistake_trace(np.cumsum([1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1]))
+    >>> tr["at"][:4], tr["mistakes"][:4], tr["at"][-1], tr["mistakes"][-1], tr["windows"]
+    ([1, 2, 3, 4], [1.0, 1.0, 2.0, 3.0], 11, 4.0, 11)
+    """
+    c = np.asarray(cumulative, dtype=float)
+    at = [t for t in TRACE_POINTS if t <= c.size]
+    return {"at": at, "mistakes": [float(c[t - 1]) for t in at], "windows": int(c.size)}
+
+
+def mean_trace(traces: Sequence[Mapping]) -> dict:
+    """The mean of several :func:`mistake_trace` results, over the points every one of them reaches.
+
+    >>> a, b = mistake_trace(np.cumsum([1, 1, 0])), mistake_trace(np.cumsum([0, 1]))
+    >>> mean_trace([a, b])
+    {'at': [1, 2], 'mistakes': [0.5, 1.5], 'windows': 2}
+    """
+    if not traces:
+        return {"at": [], "mistakes": [], "windows": 0}
+    n = min(len(t["at"]) for t in traces)
+    return {
+        "at": list(traces[0]["at"][:n]),
+        "mistakes": [float(np.mean([t["mistakes"][i] for t in traces])) for i in range(n)],
+        "windows": int(min(t["windows"] for t in traces)),
+    }
 
 
 def persistence_mistakes(y: Sequence) -> np.ndarray:

@@ -30,7 +30,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -40,6 +39,7 @@ import numpy as np
 from fedotl.client.config import DEFAULTS, RunConfig
 from fedotl.simulations.cache import cache_dir
 from fedotl.simulations.devices import DeviceSet, prepare_devices
+from fedotl.simulations.rundir import default_run_dir, prepare_run_dir
 
 def make_config(**overrides: object) -> dict[str, object]:
     """The defaults with ``snake_case`` or ``kebab-case`` overrides, validated; unknown keys are an error."""
@@ -156,7 +156,8 @@ def run_central(cfg: Mapping[str, object], devices: DeviceSet) -> dict[str, obje
     """Pooled training on every device's training windows; per-device evaluation."""
     from fedotl.client.data import load_device, representation_of
     from fedotl.client.model import build_model, count_params, get_arrays
-    from fedotl.client.node import train_settings
+    from fedotl.client.node import flat_confusion, train_settings
+    from fedotl.client.store import DeviceStore
     from fedotl.client.train import derive_seed, evaluate, train_local, use_one_thread
     from fedotl.server.report import RunRecorder
 
@@ -170,6 +171,7 @@ def run_central(cfg: Mapping[str, object], devices: DeviceSet) -> dict[str, obje
     X, y = np.concatenate([p.X_train for p in parts]), np.concatenate([p.y_train for p in parts])
     model = build_model(str(s.model), parts[0].n_inputs, parts[0].n_classes, seed=int(s.seed), width=int(s.model_width), bottleneck=int(s.bottleneck))
     recorder.event("start", config=dict(cfg), nodes=len(parts), params=count_params(model))
+    recorder.labels = [str(v) for v in DeviceStore(devices.store(0)).meta().get("labels", [])] or None
     for r in range(1, rounds + 1):
         recorder.round_started(r)
         fit = train_local(model, X, y, train_settings(s), seed=derive_seed(s.seed, "central", r))
@@ -179,14 +181,10 @@ def run_central(cfg: Mapping[str, object], devices: DeviceSet) -> dict[str, obje
             per_client = {}
             for p in parts:
                 e = evaluate(model, p.X_test, p.y_test)
-                per_client[p.client_id] = {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"], "n": e["n"]}
+                per_client[p.client_id] = {"accuracy": e["accuracy"], "macro_f1": e["macro_f1"], "n": e["n"], "confusion": flat_confusion(e)}
         recorder.round_finished(r, per_client)
     recorder.save_arrays("global_model", get_arrays(model))
     return recorder.finish(params=count_params(model), pooled_windows=int(len(y)))
-
-
-def default_run_dir(strategy: str) -> Path:
-    return Path("runs") / f"{strategy}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def simulate(cfg: Mapping[str, object], *, verbose: bool = False) -> dict[str, object]:
@@ -194,7 +192,7 @@ def simulate(cfg: Mapping[str, object], *, verbose: bool = False) -> dict[str, o
     cfg = dict(cfg)
     if cfg.get("data-path") and cfg.get("dataset") != "synthetic":
         cfg["data-path"] = str(Path(str(cfg["data-path"])).resolve())
-    out = Path(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"]))))).resolve()
+    out = prepare_run_dir(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"])))))
     devices = check_config(cfg, None if cache_dir() is not None else out / "stores")
     # Every device is a SuperNode that registers when the engine starts: wait
     # for all of them before round 1, so that round 1 never samples a subset.

@@ -31,7 +31,7 @@ from fedotl.client.model_card import Federation, FederationError, load_federatio
 from fedotl.client.newuser import (
     CLIENT_KEYS, DEFAULT_CALIBRATION, DEFAULT_ODDM_MU, DEFAULT_TARGET_INPUTS, DEFAULT_TOP_K, ONLINE_KEYS, NewUserKit,
 )
-from fedotl.online.evaluation import cumulative_mistake_rate, persistence_mistakes, prequential, prequential_budget, stream_orders
+from fedotl.online.evaluation import cumulative_mistake_rate, mistake_trace, persistence_mistakes, prequential, prequential_budget, stream_orders
 from fedotl.simulations.dataset import HARDataset
 from fedotl.simulations.progress import progress
 from fedotl.simulations.windows import make_windows
@@ -74,13 +74,15 @@ class NewUserOptions:
 
 
 def curve_summary(curves: np.ndarray) -> dict:
-    """Mean ± std of the final mistake rate, and the mean cumulative rate after each of :data:`CURVE_AT` windows."""
+    """Mean ± std of the final mistake rate, the mean cumulative rate after each of :data:`CURVE_AT` windows,
+    and the trace of mean cumulative mistakes (:func:`~fedotl.online.evaluation.mistake_trace`)."""
     n = curves.shape[1]
     mean = curves.mean(0)
     return {
         "mistake_rate_mean": float(curves[:, -1].mean()),
         "mistake_rate_std": float(curves[:, -1].std()),
         "curve": {str(t): float(mean[t - 1]) for t in CURVE_AT if t <= n},
+        "trace": mistake_trace(mean * np.arange(1, n + 1)),
     }
 
 

@@ -77,6 +77,7 @@ import numpy as np
 from fedotl.simulations.dataset import HARDataset
 
 __all__ = [
+    "FAST_BLOCK_S",
     "Clock",
     "DrivenClock",
     "Faults",
@@ -314,6 +315,9 @@ class DrivenClock:
 
 
 # ------------------------------------------------------------------- pacing
+FAST_BLOCK_S = 5.0  # as fast as possible, a replay gives blocks of this many seconds of stream (the same windows)
+
+
 def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 

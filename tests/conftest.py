@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterator
 
@@ -156,3 +157,48 @@ def interruptible():
     """Keyword arguments for ``subprocess.Popen`` of a child that receives SIGINT."""
     return {"preexec_fn": default_sigint}
 
+
+
+# ---------------------------------------------------------------------- a report page
+
+class Refs(HTMLParser):
+    """Every tag, and every attribute that can point outside the page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.images: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a.get("src") or "")
+        for key in ("src", "href", "srcset", "data", "action", "poster"):
+            v = a.get(key)
+            if v and not v.startswith("data:") and not v.startswith("#"):
+                self.external.append(f"{tag} {key}={v[:60]}")
+        if tag in ("script", "link", "iframe", "object", "embed"):
+            self.external.append(tag)
+
+
+def parse_html(path: Path) -> Refs:
+    refs = Refs()
+    text = path.read_text(encoding="utf-8")
+    refs.feed(text)
+    if "url(" in text or "@import" in text:
+        refs.external.append("css url")
+    return refs
+
+
+def _assert_self_contained(path: Path, images: int) -> None:
+    refs = parse_html(path)
+    assert refs.external == []
+    assert len(refs.images) == images and all(src.startswith("data:image/png;base64,") for src in refs.images)
+
+
+@pytest.fixture
+def self_contained():
+    """``self_contained(path, images=n)``: the page has n inline PNGs and refers to nothing outside itself."""
+    return _assert_self_contained

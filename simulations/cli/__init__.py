@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fedotl.simulations.cli import data, demo, device, newuser, replay, simulate, stream
+from fedotl.simulations.cli import data, demo, device, newuser, replay, report, simulate, stream
 from fedotl.simulations.dataset import DataFormatError
 
-SUBCOMMANDS = (demo, data, stream, device, replay, simulate, newuser)
+SUBCOMMANDS = (demo, data, stream, device, replay, simulate, newuser, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-FAST_BLOCK_S = 5.0  # --speed max replays blocks of this many seconds of stream
 
 
 def add_window_args(p: argparse.ArgumentParser) -> None:
@@ -152,7 +151,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _replay(args: argparse.Namespace):
     """(setup inputs, a block iterator, a note) for --replay."""
     from fedotl.simulations.readers import load_dataset
-    from fedotl.simulations.replay import Replay, apply_faults, head, subject_stream
+    from fedotl.simulations.replay import FAST_BLOCK_S, Replay, apply_faults, head, subject_stream
 
     name, path = args.replay
     options = {"rate": args.rate} if args.rate is not None else {}
@@ -261,11 +260,9 @@ def _open_store(args: argparse.Namespace, setup, rate_hz: float, window_rows: in
 
 def write_json(path: str, obj: dict) -> None:
     """Written to a temporary name, then renamed: never half a file."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(out)
+    from fedotl.client.storage import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps(obj, indent=1))
 
 
 def cmd_device(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-offline", dest="offline", action="store_false", help="skip the personalized_offline reference (it trains two models per device)")
     p.add_argument("--learners", default=",".join(ALL_KEYS), help="comma-separated keys to run (default: all of %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory: newuser.json (the whole result), metrics.json, plots and the report")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_newuser)
 
@@ -53,13 +54,36 @@ def options_from_args(args: argparse.Namespace) -> NewUserOptions:
     )
 
 
+def write_outputs(run_dir, out: dict, opts: NewUserOptions) -> None:
+    """newuser.json, and metrics.json (the ``online`` piece) with its plots and report."""
+    from fedotl.simulations.cli.device import write_json
+    from fedotl.simulations.report import metrics as M
+    from fedotl.simulations.report import write_run_report
+
+    write_json(str(run_dir / "newuser.json"), out)
+    metrics = M.new_metrics("newuser", config={**out["options"], "federation": out["federation"]}, seed=opts.seed)
+    metrics["dataset"] = {"name": out["dataset"], "new_users": " ".join(out["subjects"]), "federated": " ".join(out["federated_subjects"])}
+    metrics["online"] = M.online_from_newuser(out)
+    metrics["online_protocol"] = (f"Held-out devices, test-then-train after {opts.calibration} unlabelled calibration windows, "
+                                  f"{out['protocol']}: final cumulative mistake rate, mean over devices.")
+    if out["note"]:
+        metrics["notes"].append(out["note"])
+    write_run_report(run_dir, M.finish(metrics))
+
+
 def cmd_newuser(args: argparse.Namespace) -> int:
     from fedotl.simulations.arguments import load_from_args
     from fedotl.simulations.newuser import run_newuser
 
     opts = options_from_args(args)
     opts.check()
+    if args.out is not None:
+        from fedotl.simulations.rundir import prepare_run_dir
+
+        args.out = prepare_run_dir(args.out)
     out = run_newuser(load_from_args(args), args.federation, args.subjects, opts, args.position)
+    if args.out is not None:
+        write_outputs(args.out, out, opts)
     if args.json:
         print(json.dumps(out))
         return 0

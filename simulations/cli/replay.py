@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_label_args(p)
     add_fault_args(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="write the whole report (with every device) as JSON here")
+    p.add_argument("--out", default=None, metavar="RUN_DIR",
+                   help="run directory: replay.json (the whole report, every device), metrics.json, plots and the report")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_replay)
 
@@ -77,11 +78,13 @@ def run_replay(args: argparse.Namespace) -> dict:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        from fedotl.simulations.rundir import prepare_run_dir
+
+        args.out = prepare_run_dir(args.out)
     report = run_replay(args)
     if args.out is not None:
-        from fedotl.simulations.cli.device import write_json
-
-        write_json(args.out, report)
+        write_outputs(args, report)
     if args.json:
         print(json.dumps({k: v for k, v in report.items() if k != "per_device"} | {"per_device": report["per_device"]}))
         return 0
@@ -104,6 +107,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if "faults" in r:
         print("faults: " + ", ".join(f"{k} {v}" for k, v in r["faults"].items()))
     return 0
+
+
+def write_outputs(args: argparse.Namespace, report: dict) -> None:
+    """replay.json, and metrics.json (``devices`` and ``online``) with its plots and report."""
+    from fedotl.simulations.cli.device import write_json
+    from fedotl.simulations.report import metrics as M
+    from fedotl.simulations.report import write_run_report
+
+    write_json(str(args.out / "replay.json"), report)
+    config = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None), list)) else v)
+              for k, v in vars(args).items() if k != "func"}
+    metrics = M.new_metrics("replay", config=config, seed=args.seed)
+    metrics["dataset"] = {"name": report["dataset"], "devices": report["devices"], "rate_hz": report["rate_hz"]}
+    metrics["online"] = report["online"]
+    metrics["online_protocol"] = ("Replayed devices in recorded order, PA-I from scratch, test-then-train: final cumulative "
+                                  "mistake rate, mean over devices, beside persistence.")
+    metrics["devices"] = {"devices": report["per_device"], "latency_ms": report["latency_ms"], "latency_hist": report["latency_hist"],
+                          "realtime_factor": report["realtime_factor"], "wall_s": report["wall_s"]}
+    write_run_report(args.out, M.finish(metrics))
 
 
 def _fmt(v, digits: int = 3) -> str:

@@ -89,11 +89,25 @@ def config_from_args(args: argparse.Namespace) -> dict[str, object]:
     return cfg
 
 
+def write_report(summary: dict, cfg: dict) -> None:
+    """metrics.json (the ``strategies`` piece), the plots and the report, in the run directory."""
+    from fedotl.simulations.report import metrics as M
+    from fedotl.simulations.report import write_run_report
+
+    metrics = M.new_metrics("simulate", config=cfg, seed=int(cfg.get("seed", 0)))  # type: ignore[call-overload]
+    metrics["dataset"] = {"name": str(cfg.get("dataset")), "devices": summary.get("clients")}
+    metrics["strategies"] = {str(summary["strategy"]): M.strategy_piece(summary)}
+    if summary.get("note"):
+        metrics["notes"].append(str(summary["note"]))
+    write_run_report(str(summary["run_dir"]), M.finish(metrics))
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from fedotl.simulations.federated import simulate
 
     cfg = config_from_args(args)
     summary = simulate(cfg, verbose=args.verbose)
+    write_report(summary, cfg)
     if args.json:
         print(json.dumps(summary))
         return 0

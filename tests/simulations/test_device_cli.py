@@ -269,17 +269,6 @@ def test_speed_takes_a_factor_or_max(capsys):
     assert info.value.code == 2 and "positive number or 'max'" in capsys.readouterr().err
 
 
-def test_the_demo_step_replays_every_recording_as_a_streaming_device(synth_dsads):
-    from fedotl.simulations.demo import _streaming_devices
-    from fedotl.simulations.readers import load_dataset
-
-    said = []
-    r = _streaming_devices(load_dataset("dsads", synth_dsads), said.append)
-    assert r["devices"] == 4 * 5 and r["windows_predicted"] == 20 * 116
-    assert 0 <= r["accuracy"] <= 1 and 0 <= r["persistence_accuracy"] <= 1 and r["latency_ms"]["p99"] > 0
-    assert "persistence baseline" in said[-1]
-
-
 def test_a_replayed_device_computes_the_offline_features_of_the_same_windows(synth_dsads):
     from fedotl.client.features import ONLINE_STATS, window_features
     from fedotl.client.stream_windows import WindowBuffers, WindowSpec

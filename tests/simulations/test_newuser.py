@@ -72,7 +72,7 @@ def test_a_federation_leaves_a_self_describing_model_heads_and_a_manifest(federa
 
 
 @pytest.mark.slow
-def test_newuser_compares_every_learner_on_the_held_out_subject(federation, data, capsys):
+def test_newuser_compares_every_learner_on_the_held_out_subject(federation, data, capsys, tmp_path, self_contained):
     _, out = federation
     code = main(["newuser", "--dataset", "dsads", str(data), "--federation", str(out), "--subjects", "p4", "--position", "LA",
                  "--permutations", "2", "--calibration", "20", "--top-k", "3", "--json"])
@@ -89,12 +89,24 @@ def test_newuser_compares_every_learner_on_the_held_out_subject(federation, data
     assert src["chosen"] == list(src["distances"])[:3]  # nearest first
     assert dev["calibration_windows"] == 20 and dev["windows"] + 20 == 6 * 19
 
+    run_dir = tmp_path / "newuser"
     code = main(["newuser", "--dataset", "dsads", str(data), "--federation", str(out), "--subjects", "p4", "--position", "T",
-                 "--order", "time", "--calibration", "20", "--no-offline", "--label-budget", "0.5", "--json"])
+                 "--order", "time", "--calibration", "20", "--no-offline", "--label-budget", "0.5", "--json", "--out", str(run_dir)])
     assert code == 0
     dev = json.loads(capsys.readouterr().out)["subjects"]["p4"]["devices"]["T"]
     assert "persistence" in dev["learners"] and "personalized_offline" not in dev["learners"]
     assert 0 < dev["labels_used"] < dev["windows"]
+    # --out: the whole result, and the online piece of metrics.json with its report
+    assert json.loads((run_dir / "newuser.json").read_text())["subjects"]["p4"]["devices"]["T"] == dev
+    online = json.loads((run_dir / "metrics.json").read_text())["online"]
+    assert set(online) == set(dev["learners"])
+    for key, piece in online.items():
+        assert piece["mistake_rate_mean"] == pytest.approx(dev["learners"][key]["mistake_rate_mean"]) and piece["devices"] == 1
+        assert piece["curve"]["windows"] == dev["windows"]
+        # the trace counts mistakes: after 50 windows, 50 times the cumulative rate there
+        at = dict(zip(piece["curve"]["at"], piece["curve"]["mistakes"]))
+        assert at[50] == pytest.approx(50 * dev["learners"][key]["curve"]["50"]) and piece["mistakes_at"]["50"] == at[50]
+    self_contained(run_dir / "report.html", images=1)
 
 
 @pytest.mark.slow

@@ -1,0 +1,40 @@
+"""Run directories: where ``demo``, ``simulate``, ``replay`` and ``newuser`` leave their outputs.
+
+:func:`prepare_run_dir` checks a ``--out`` before any work starts, so a folder that cannot hold
+the outputs fails in a second with one line rather than after the run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def default_run_dir(kind: str) -> Path:
+    """``runs/<kind>-<date>-<time>`` under the working directory."""
+    return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` made (with its parents) and checked writable; a ValueError naming ``flag`` if not.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a-file"
+    >>> _ = f.write_text("x")
+    >>> prepare_run_dir(f)
+    Traceback (most recent call last):
+    ...
+    ValueError: --out ...a-file: is a file, not a folder
+    """
+    root = Path(path).expanduser()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{flag} {root}: is a file, not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".fedotl-write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"{flag} {root}: cannot write there ({e.strerror or e})") from None
+    return root.resolve()
