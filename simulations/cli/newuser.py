@@ -97,4 +97,8 @@ def cmd_newuser(args: argparse.Namespace) -> int:
             row = "".join(f"{d['learners'][k]['mistake_rate_mean']:>15.3f}" if k in d["learners"] else f"{'':>15}" for k in keys)
             print(f"{subject + '@' + pos:<10}{row}")
     print(f"final cumulative mistake rate; curves at {', '.join(map(str, CURVE_AT))} windows are in --json")
+    if args.out is not None:
+        from fedotl.simulations.report import REPORT_HTML
+
+        print(f"report: {args.out / REPORT_HTML}")
     return 0

@@ -106,6 +106,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"latency p50 {lat['p50']} ms, p99 {lat['p99']} ms (last sample of a window to its prediction)")
     if "faults" in r:
         print("faults: " + ", ".join(f"{k} {v}" for k, v in r["faults"].items()))
+    if args.out is not None:
+        from fedotl.simulations.report import REPORT_HTML
+
+        print(f"report: {args.out / REPORT_HTML}")
     return 0
 
 

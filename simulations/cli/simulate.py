@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from fedotl.client.config import DEFAULTS, key, parse_value
+from fedotl.simulations.report import REPORT_HTML
 from fedotl.simulations.arguments import (
     add_dataset_args, add_key_flags, add_server_subjects, config_value, dataset_config, given_keys, key_value, positive_int, server_subjects,
 )
@@ -126,4 +128,5 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if summary.get("global_mean_accuracy") is not None:
         print(f"global      mean accuracy before personalisation {summary['global_mean_accuracy']:.4f}")
     print(f"run dir     {summary['run_dir']}")
+    print(f"report      {Path(str(summary['run_dir'])) / REPORT_HTML}")
     return 0
