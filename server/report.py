@@ -11,7 +11,8 @@ return value is lost.  In ``out-dir``:
     ``{"event": "personalize", ...}`` where they happen, and the final
     ``{"event": "summary", ...}``.
 ``summary.json``
-    the summary alone (what ``fedotl simulate --json`` prints).
+    the summary alone (what ``fedotl simulate --json`` prints), with ``confusion``: the
+    devices' test confusion matrices of the final evaluation, summed, and the class names.
 ``global_model.npz``
     the final global model (state-dict keys → arrays).
 ``heads/<client>.npz``

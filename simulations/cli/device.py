@@ -18,7 +18,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 
-
 def add_window_args(p: argparse.ArgumentParser) -> None:
     from fedotl.simulations.arguments import bounded, non_negative_float, positive_float
 

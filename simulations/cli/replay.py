@@ -120,7 +120,8 @@ def write_outputs(args: argparse.Namespace, report: dict) -> None:
     from fedotl.simulations.report import write_run_report
 
     write_json(str(args.out / "replay.json"), report)
-    config = {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None), list)) else v)
+    plain = (int, str, bool, type(None), list)
+    config = {k: v if isinstance(v, plain) or (isinstance(v, float) and math.isfinite(v)) else str(v)  # --speed max is inf: not JSON
               for k, v in vars(args).items() if k != "func"}
     metrics = M.new_metrics("replay", config=config, seed=args.seed)
     metrics["dataset"] = {"name": report["dataset"], "devices": report["devices"], "rate_hz": report["rate_hz"]}

@@ -156,8 +156,10 @@ def test_replay_out_writes_the_devices_and_online_pieces(data, tmp_path, capsys,
     rc = main(["replay", "--dataset", "dsads", str(data), "--devices", "3", "--duration", "120", "--out", str(out)])
     assert rc == 0
     capsys.readouterr()
-    m = json.loads((out / "metrics.json").read_text())
-    assert m["kind"] == "replay" and len(m["devices"]["devices"]) == 3
+    text = (out / "metrics.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text  # strict JSON: --speed max is written as a string
+    m = json.loads(text)
+    assert m["kind"] == "replay" and len(m["devices"]["devices"]) == 3 and m["config"]["speed"] == "inf"
     assert set(m["online"]) == {"pa_scratch", "persistence"}
     full = json.loads((out / "replay.json").read_text())
     assert m["online"]["pa_scratch"]["mistake_rate_mean"] == pytest.approx(1 - np.mean([d["accuracy"] for d in full["per_device"]]))
