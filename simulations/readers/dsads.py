@@ -181,7 +181,8 @@ def _parse_block(contents: list[bytes], labels: list[str]) -> np.ndarray:
     if ok:
         try:
             arr = np.loadtxt(io.BytesIO(b"".join(contents)), delimiter=",", dtype=np.float32, ndmin=2)
-            if arr.shape == (rows * len(contents), N_COLUMNS):
+            # loadtxt reads "nan" and "inf" as numbers: those blocks take the slow path, which names the file and line
+            if arr.shape == (rows * len(contents), N_COLUMNS) and np.isfinite(arr).all():
                 return arr.reshape(len(contents), rows, N_COLUMNS)
         except ValueError:
             pass

@@ -85,8 +85,10 @@ GOOD_ROW = ",".join(["1.0"] * 45)
         ("\n".join([GOOD_ROW] * 3 + [GOOD_ROW.replace("1.0", "abc", 1)] + [GOOD_ROW] * 121) + "\n", "non-numeric value 'abc'", 4),
         ("\n".join([GOOD_ROW] * 87) + "\n", "truncated: 87 of 125 rows", 88),
         ("", "file is empty", None),
+        ("\n".join([GOOD_ROW] * 23 + [GOOD_ROW.replace("1.0", "NaN", 1)] + [GOOD_ROW] * 101) + "\n", "NaN or infinite value", 24),
+        ("\n".join([GOOD_ROW] * 5 + [GOOD_ROW[:-3] + "inf"] + [GOOD_ROW] * 119) + "\n", "NaN or infinite value", 6),
     ],
-    ids=["column-count", "non-numeric", "truncated", "empty"],
+    ids=["column-count", "non-numeric", "truncated", "empty", "nan-cell", "inf-cell"],
 )
 def test_malformed_file_names_file_and_line(tmp_path, content, needle, line):
     root = _one_file_set(tmp_path, content, "a01/p1/s02.txt")
