@@ -23,7 +23,7 @@ from fedotl.client.config import RunConfig
 from fedotl.client.data import ClientData
 from fedotl.client.model import bn_keys, build_model, fc_keys, get_arrays, set_arrays
 from fedotl.client.personalize import personalize
-from fedotl.client.protocol import CFG_BN_STATS, CFG_PROXIMAL_MU, CFG_SERVER_ROUND, METRIC_CONFUSION
+from fedotl.client.protocol import CFG_BN_STATS, CFG_PROXIMAL_MU, CFG_SERVER_ROUND, METRIC_CONFUSION, METRIC_NON_FINITE
 from fedotl.client.summary import summarise
 from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, predict, train_local
 
@@ -71,6 +71,11 @@ def node_train(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State,
     for the strategies that keep them local (FedBN/FedAP return only the
     shared layers; local-only returns nothing).  ``extra`` carries FedAP's
     BatchNorm statistics when the server asked for them.
+
+    A step whose loss or weights are not finite (a diverged step, or NaN that got into the
+    windows) is rejected: ``state`` keeps its last good values, and the node sends no arrays,
+    ``num-examples`` 0 and :data:`~fedotl.client.protocol.METRIC_NON_FINITE` 1, so the server
+    counts the failure and averages without it.
     """
     server_round = int(config.get(CFG_SERVER_ROUND, 0))
     maybe_fail(cfg, partition_id, server_round)
@@ -83,6 +88,8 @@ def node_train(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State,
         model, data.X_train, data.y_train, train_settings(cfg),
         seed=derive_seed(cfg.seed, data.client_id, server_round, "train"), proximal_mu=float(config.get(CFG_PROXIMAL_MU, 0.0)),
     )
+    if not (np.isfinite(out["loss"]) and all(np.isfinite(a).all() for a in get_arrays(model).values())):
+        return {}, {"num-examples": 0, METRIC_NON_FINITE: 1}, {}
     if cfg.strategy == "local":
         state["local-model"] = get_arrays(model)
         send: Arrays = {}

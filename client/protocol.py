@@ -37,6 +37,7 @@ REC_SUMMARY = "summary"  # a summary of the bottleneck features, device → serv
 
 # ------------------------------------------------------------ metric names
 METRIC_CONFUSION = "confusion"  # a node's test confusion matrix, row-major (true class × predicted class)
+METRIC_NON_FINITE = "non-finite"  # 1: the node's training step gave a non-finite loss or weight, and it sends no update
 
 # ------------------------------------------------------------ message-config keys
 # Only what changes per message travels in a message; the run config reaches

@@ -44,7 +44,7 @@ from flwr.serverapp.strategy import FedAvg, FedProx
 from flwr.supercore import log
 
 from fedotl.client.protocol import (
-    CFG_BN_STATS, METRIC_CONFUSION, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE,
+    CFG_BN_STATS, METRIC_CONFUSION, METRIC_NON_FINITE, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE,
     REC_SUMMARY,
 )
 from fedotl.client.records import arrays_to_record, record_to_arrays
@@ -136,8 +136,22 @@ class _Tracked:
         self.recorder.round_started(server_round)
         return self._note_sent(server_round, "train", super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
 
+    def _finite(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """The replies with finite updates.  A non-finite one is refused and counted as its node's failure,
+        and so is a node's report that it rejected its own step (:data:`METRIC_NON_FINITE`)."""
+        keep = []
+        for m in replies:
+            arrays = m.content.array_records.get(REC_ARRAYS)
+            if _metrics(m).get(METRIC_NON_FINITE):
+                self.recorder.failure(server_round, "train", m.metadata.src_node_id, "the device rejected its non-finite training step")
+            elif arrays is not None and not all(np.isfinite(a.numpy()).all() for a in arrays.values()):
+                self.recorder.failure(server_round, "train", m.metadata.src_node_id, "non-finite update refused")
+            else:
+                keep.append(m)
+        return keep
+
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid = self._usable(server_round, "train", replies)
+        valid = self._finite(server_round, self._usable(server_round, "train", replies))
         usable = [m for m in valid if _num_examples(m, self.weighted_by_key) > 0]  # type: ignore[attr-defined]
         if len(usable) < self.min_replies:
             log(WARNING, "round %s: %s usable train replies (< min-replies %s); keeping the previous model", server_round, len(usable), self.min_replies)

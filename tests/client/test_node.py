@@ -159,3 +159,18 @@ def test_a_node_reads_only_the_store_it_is_given(synth_dsads, tmp_path, task_ide
 
     with pytest.raises(StoreError, match="no device store"):
         query(make_client_app(), Context(run_id=1, node_id=7, node_config={"partition-id": 0}, state=RecordDict(), run_config={}))
+
+
+@pytest.mark.parametrize("strategy", ["fedavg", "fedbn", "local"])
+def test_a_non_finite_training_step_is_rejected_and_the_state_kept(data, strategy):
+    # one NaN cell in one training window makes the loss NaN: the node must not send (or keep) what it trained
+    bad = ClientData(data.client_id, data.X_train.copy(), data.y_train, data.X_test, data.y_test, classes=data.classes)
+    bad.X_train[3, 1, 7] = np.nan
+    state: dict = {}
+    node_train(data, settings(strategy), initial(data), state, partition_id=0, config={"server-round": 1})
+    kept = {k: {n: a.copy() for n, a in v.items()} for k, v in state.items()}
+    send, metrics, extra = node_train(bad, settings(strategy), initial(data), state, partition_id=0, config={"server-round": 2})
+    assert send == {} and extra == {} and metrics == {"num-examples": 0, "non-finite": 1}
+    assert state.keys() == kept.keys()
+    for k in kept:
+        assert all(np.array_equal(state[k][n], kept[k][n]) for n in kept[k])

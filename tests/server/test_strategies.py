@@ -174,3 +174,16 @@ def test_a_node_that_never_replies_is_recorded_as_a_timeout():
     arrays, _ = s.aggregate_train(1, [reply(1, 0, 10, rec(w=[1.0])), reply(2, 1, 10, rec(w=[3.0]))])
     assert arrays["w"].numpy()[0] == 2.0
     assert [(f["node_id"], f["reason"]) for f in s.recorder.failures] == [(3, "no reply within round-timeout")]
+
+
+def test_non_finite_updates_are_refused_and_counted():
+    s = tracked(TrackedFedAvg)
+    rejected = reply(9, 3, 0)
+    rejected.content["metrics"]["non-finite"] = 1  # the device rejected its own step
+    replies = [reply(7, 0, 10, rec(w=[np.nan, 1.0])), reply(8, 1, 10, rec(w=[2.0, np.inf])), reply(6, 2, 10, rec(w=[4.0, 6.0])), rejected]
+    arrays, _ = s.aggregate_train(1, replies)
+    np.testing.assert_array_equal(arrays["w"].numpy(), [4.0, 6.0])  # only the finite update is averaged
+    reasons = sorted((f["node_id"], f["reason"]) for f in s.recorder.failures)
+    assert reasons == [(7, "non-finite update refused"), (8, "non-finite update refused"), (9, "the device rejected its non-finite training step")]
+    assert s.recorder._train[1]["replies"] == 1
+    assert s.aggregate_train(2, [reply(7, 0, 10, rec(w=[np.nan]))]) == (None, None)  # none left: the previous model stays
