@@ -291,7 +291,7 @@ def replay_new_users(ds, federation: Path, subjects: Sequence[str], settings: di
 
 def run_demo(opts: DemoOptions, out: Path, say: Callable[[str], None] | None = print) -> dict:
     """Run the demo into ``out`` (made if missing); returns its ``metrics.json``."""
-    from fedotl.simulations.rundir import prepare_run_dir
+    from fedotl.simulations.rundir import run_dir
 
-    out = prepare_run_dir(out)
-    return Demo(opts, out, say or (lambda _m: None)).run()
+    with run_dir(out) as root:  # a mistake caught before any output leaves no empty folder behind
+        return Demo(opts, root, say or (lambda _m: None)).run()

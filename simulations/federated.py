@@ -39,7 +39,7 @@ import numpy as np
 from fedotl.client.config import DEFAULTS, RunConfig
 from fedotl.simulations.cache import cache_dir
 from fedotl.simulations.devices import DeviceSet, prepare_devices
-from fedotl.simulations.rundir import default_run_dir, prepare_run_dir
+from fedotl.simulations.rundir import default_run_dir, run_dir
 
 def make_config(**overrides: object) -> dict[str, object]:
     """The defaults with ``snake_case`` or ``kebab-case`` overrides, validated; unknown keys are an error."""
@@ -192,8 +192,8 @@ def simulate(cfg: Mapping[str, object], *, verbose: bool = False) -> dict[str, o
     cfg = dict(cfg)
     if cfg.get("data-path") and cfg.get("dataset") != "synthetic":
         cfg["data-path"] = str(Path(str(cfg["data-path"])).resolve())
-    out = prepare_run_dir(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"])))))
-    devices = check_config(cfg, None if cache_dir() is not None else out / "stores")
+    with run_dir(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"]))))) as out:
+        devices = check_config(cfg, None if cache_dir() is not None else out / "stores")  # a bad option leaves no folder
     # Every device is a SuperNode that registers when the engine starts: wait
     # for all of them before round 1, so that round 1 never samples a subset.
     cfg["min-available-nodes"] = max(int(cfg.get("min-available-nodes", 2)), len(devices.ids))  # type: ignore[arg-type]

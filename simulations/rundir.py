@@ -2,13 +2,17 @@
 
 :func:`prepare_run_dir` checks a ``--out`` before any work starts, so a folder that cannot hold
 the outputs fails in a second with one line rather than after the run.
+:func:`run_dir` does the same around a run, and removes the folder again if the run
+made it and failed before writing anything into it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Iterator
 
 
 def default_run_dir(kind: str) -> Path:
@@ -38,3 +42,29 @@ def prepare_run_dir(path: str | Path, flag: str = "--out") -> Path:
     except OSError as e:
         raise ValueError(f"{flag} {root}: cannot write there ({e.strerror or e})") from None
     return root.resolve()
+
+
+@contextlib.contextmanager
+def run_dir(path: str | Path, flag: str = "--out") -> Iterator[Path]:
+    """:func:`prepare_run_dir`, and on failure the folder removed if this run made it and left it empty.
+
+    >>> import tempfile, pathlib
+    >>> where = pathlib.Path(tempfile.mkdtemp()) / "runs" / "run"
+    >>> try:
+    ...     with run_dir(where):
+    ...         raise ValueError("bad data path")
+    ... except ValueError:
+    ...     pass
+    >>> where.exists(), where.parent.exists()
+    (False, False)
+    """
+    wanted = Path(path).expanduser().absolute()
+    made = [p for p in (wanted, *wanted.parents) if not p.exists()]  # what this run creates, deepest first
+    root = prepare_run_dir(path, flag)
+    try:
+        yield root
+    except BaseException:
+        for p in made:
+            if p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
+        raise

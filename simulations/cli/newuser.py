@@ -77,13 +77,14 @@ def cmd_newuser(args: argparse.Namespace) -> int:
 
     opts = options_from_args(args)
     opts.check()
-    if args.out is not None:
-        from fedotl.simulations.rundir import prepare_run_dir
+    if args.out is None:
+        out = run_newuser(load_from_args(args), args.federation, args.subjects, opts, args.position)
+    else:
+        from fedotl.simulations.rundir import run_dir
 
-        args.out = prepare_run_dir(args.out)
-    out = run_newuser(load_from_args(args), args.federation, args.subjects, opts, args.position)
-    if args.out is not None:
-        write_outputs(args.out, out, opts)
+        with run_dir(args.out) as args.out:  # a bad --out fails before the work; a failed run leaves no empty folder
+            out = run_newuser(load_from_args(args), args.federation, args.subjects, opts, args.position)
+            write_outputs(args.out, out, opts)
     if args.json:
         print(json.dumps(out))
         return 0

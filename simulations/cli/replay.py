@@ -78,13 +78,14 @@ def run_replay(args: argparse.Namespace) -> dict:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    if args.out is not None:
-        from fedotl.simulations.rundir import prepare_run_dir
+    if args.out is None:
+        report = run_replay(args)
+    else:
+        from fedotl.simulations.rundir import run_dir
 
-        args.out = prepare_run_dir(args.out)
-    report = run_replay(args)
-    if args.out is not None:
-        write_outputs(args, report)
+        with run_dir(args.out) as args.out:  # a bad --out fails before the work; a failed run leaves no empty folder
+            report = run_replay(args)
+            write_outputs(args, report)
     if args.json:
         print(json.dumps({k: v for k, v in report.items() if k != "per_device"} | {"per_device": report["per_device"]}))
         return 0

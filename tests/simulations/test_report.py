@@ -191,3 +191,12 @@ def _root() -> bool:
     import os
 
     return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def test_a_run_refused_before_any_output_leaves_no_folder(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default run directory is runs/<kind>-<time> here
+    assert main(["simulate", "--dataset", "dsads", str(tmp_path / "missing"), "--strategy", "fedavg"]) == 2
+    assert main(["demo", "--quick", "--holdout-subjects", "p9"]) == 2
+    assert main(["replay", "--dataset", "dsads", str(data), "--devices", "1", "--positions", "XX", "--out", "made/here"]) == 2
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
