@@ -20,7 +20,9 @@ Five steps, each with a progress bar on a terminal:
    in the run directory (:mod:`fedotl.simulations.report`).
 
 Ctrl-C during a step stops the run; the report is still written, from the steps that finished,
-and says that the run is partial.
+and says that the run is partial (status ``interrupted``).  So does an error after the input
+was checked (status ``failed``, the error in the notes).  An input refused in the first two
+steps (a missing path, an unknown subject) leaves neither report nor folder.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from fedotl.simulations.report import metrics as M
 from fedotl.simulations.report.metrics import PERSISTENCE, SCRATCH
 
 STEPS = ("load", "partition", "federate", "new users", "report")
+CHECKS = STEPS[:2]  # the steps that read and check the user's input: failing there is a refusal, not a partial run
 STRATEGIES = ("local", "fedavg", "fedhealth")
 TRANSFER = ("homotlms_topk", "otl_global")  # a federation's device learners (fedotl.client.newuser)
 STRIDE_S = 1.0  # a device predicts every second
@@ -93,9 +96,13 @@ class Demo:
                 self.metrics["steps"].append({"name": step, "seconds": round(time.perf_counter() - t0, 2)})
             step = STEPS[-1]
             M.finish(self.metrics)
-        except KeyboardInterrupt:
-            M.finish(self.metrics, "interrupted", step)
-            self.write_report()
+        except BaseException as exc:  # the report says what finished, and that the run did not
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            M.finish(self.metrics, "interrupted" if interrupted else "failed", step)
+            if not interrupted:
+                self.metrics["notes"].append(f"{type(exc).__name__}: {exc}")
+            if interrupted or step not in CHECKS:  # a refused input leaves no report (and no folder)
+                self.write_report()
             raise
         self.say(f"[{len(STEPS)}/{len(STEPS)}] report")
         self.write_report()

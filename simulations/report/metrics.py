@@ -18,8 +18,8 @@ pieces it has and the report shows what applies:
     latency p50/p99), ``latency_ms`` (p50, p99 over every prediction) and ``latency_hist``
     (log-spaced bins), so a plot can be redrawn from this file alone.
 
-Beside them: ``kind`` (demo, simulate, replay, newuser), ``status`` (``complete`` or
-``interrupted``, with ``interrupted_in`` naming the step), ``config``, ``seed``, ``dataset``,
+Beside them: ``kind`` (demo, simulate, replay, newuser), ``status`` (``complete``, or
+``interrupted`` or ``failed`` with ``interrupted_in`` naming the step), ``config``, ``seed``, ``dataset``,
 ``steps`` (name, seconds) and ``notes``.
 """
 
@@ -38,7 +38,7 @@ from fedotl.online.evaluation import mean_trace
 
 METRICS_FILE = "metrics.json"
 MISTAKES_AT = (10, 50, 100)
-STATUSES = ("complete", "interrupted")
+STATUSES = ("complete", "interrupted", "failed")
 SCRATCH, PERSISTENCE = "pa_scratch", "persistence"  # the device learner from scratch, and the baseline
 BASELINES = {SCRATCH: "PA-I from scratch on the device's own running-standardised features",
              PERSISTENCE: "the previous window's label (the baseline of recorded order)"}

@@ -128,7 +128,8 @@ def status_line(metrics: Mapping) -> str:
     if metrics.get("status") == "complete":
         return ""
     step = metrics.get("interrupted_in")
-    return f"PARTIAL RUN: interrupted{f' during step {step!r}' if step else ''}. The figures below cover only what finished."
+    status = metrics.get("status", "interrupted")
+    return f"PARTIAL RUN: {status}{f' during step {step!r}' if step else ''}. The figures below cover only what finished."
 
 
 def facts(metrics: Mapping) -> list[tuple[str, str]]:

@@ -83,6 +83,20 @@ def test_an_interrupted_demo_leaves_a_partial_report_and_exits_130(tmp_path, mon
     assert not list(out.rglob(".*.tmp"))
 
 
+def test_a_failed_step_leaves_a_report_marked_failed(tmp_path, monkeypatch):
+    def broken(self):
+        raise RuntimeError("the ServerApp wrote no summary")
+
+    monkeypatch.setattr(Demo, "step_federate", broken)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError):  # not a user's mistake: it propagates
+        main(["demo", "--quick", "--out", str(out)])
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["status"] == "failed" and m["interrupted_in"] == "federate" and [s["name"] for s in m["steps"]] == ["load", "partition"]
+    assert m["notes"][-1] == "RuntimeError: the ServerApp wrote no summary"
+    assert "PARTIAL RUN: failed during step 'federate'" in (out / "report.md").read_text()
+
+
 def test_demo_refuses_bad_options_in_one_line(tmp_path, capsys):
     assert main(["demo", "--quick", "--holdout-subjects", "p9", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
