@@ -76,8 +76,8 @@ DESCRIPTIONS = {
     "pa_embedding": "PA-I on the global model's embedding",
     "otl_global": "HomOTL-I: the global head beside a PA-I of the device",
     "homotlms_all": "HomOTLMS: the global head and every client's head, beside a PA-I of the device",
-    "homotlms_topk": f"HomOTLMS: the global head and the {DEFAULT_TOP_K} nearest clients' heads (MMD), beside a PA-I of the device",
-    "oddm_topk": f"HomOTL-ODDM over the {DEFAULT_TOP_K} nearest clients' heads",
+    "homotlms_topk": f"HomOTLMS: the global head and the top-k nearest clients' heads (by distance; k = {DEFAULT_TOP_K} by default), beside a PA-I of the device",
+    "oddm_topk": f"HomOTL-ODDM over the top-k nearest clients' heads (k = {DEFAULT_TOP_K} by default)",
     "personalized_offline": "FedHealth's personalisation with the labels in advance (a reference, not online)",
 }
 

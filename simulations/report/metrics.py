@@ -110,7 +110,7 @@ def strategy_piece(summary: Mapping[str, object]) -> dict:
     return piece
 
 
-def rounds_piece(events: Iterable[Mapping[str, object]], strategy: str) -> dict:
+def rounds_piece(events: Iterable[Mapping[str, object]]) -> dict:
     """``strategy_piece`` of a run that never wrote its summary: what its round events say."""
     rounds = [e for e in events if e.get("event") == "round"]
     last = next((e for e in reversed(rounds) if e.get("mean_accuracy") is not None), None)
@@ -215,10 +215,19 @@ def load_metrics(run_dir: str | Path) -> dict:
         return finish(metrics)
     events_path = root / "metrics.jsonl"
     if events_path.is_file():
-        events = [json.loads(ln) for ln in events_path.read_text().splitlines() if ln.strip()]
+        events, broken = [], 0
+        for line in events_path.read_text(errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                broken += 1  # a line cut off when the run was killed
         metrics = new_metrics("simulate", config=config, seed=config.get("seed"))
-        metrics["strategies"] = {str(config.get("strategy", "run")): rounds_piece(events, str(config.get("strategy", "run")))}
+        metrics["strategies"] = {str(config.get("strategy", "run")): rounds_piece(events)}
         metrics["notes"].append("the run ended before its summary: the figures are from its last evaluated round")
+        if broken:
+            metrics["notes"].append(f"{events_path.name}: {broken} unreadable line(s) skipped")
         return finish(metrics, "interrupted", "federate")
     raise ReportError(f"{root}: nothing to report (no {METRICS_FILE}, summary.json or metrics.jsonl)")
 

@@ -99,11 +99,13 @@ def test_an_interrupted_run_is_marked_partial(tmp_path):
 def test_a_simulation_without_a_summary_is_reported_as_partial(tmp_path):
     rounds = [{"event": "start"}, {"event": "round", "round": 1, "mean_accuracy": 0.4, "worst_accuracy": 0.2, "worst_client": "x",
                                    "mean_macro_f1": 0.3, "per_client": {"x": 0.2, "y": 0.6}}]
-    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rounds))
+    # the last line was cut off when the run was killed
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rounds) + '{"event": "round", "rou')
     (tmp_path / "run_config.json").write_text(json.dumps({"strategy": "fedavg", "seed": 1}))
     assert main(["report", str(tmp_path)]) == 0
     m = M.load_metrics(tmp_path)
     assert m["status"] == "interrupted" and m["strategies"]["fedavg"]["per_device"] == {"x": 0.2, "y": 0.6}
+    assert m["notes"][-1] == "metrics.jsonl: 1 unreadable line(s) skipped"
     assert "PARTIAL RUN" in (tmp_path / "report.md").read_text()
 
 
