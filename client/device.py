@@ -452,7 +452,7 @@ class Devices:
             "labels_unknown_class": rec.labels_unknown,
             "accuracy": None if n == 0 else 1.0 - float(np.mean(rec.mistakes)),
             "persistence_accuracy": None if n == 0 else 1.0 - float(np.mean(rec.persistence_mistakes)),
-            "latency_ms": _percentiles(lat),
+            "latency_ms": latency_percentiles(lat),
             "samples": {"received": counts["samples"], "late": counts["samples_late"],
                         "duplicate": counts["samples_duplicate"], "values_missing": counts["values_missing"]},
         }
@@ -490,11 +490,12 @@ class Devices:
             "labels_never": sum(r.labels_timed_out for r in self.records),
             "accuracy": None if mistakes.size == 0 else 1.0 - float(mistakes.mean()),
             "persistence_accuracy": None if pers.size == 0 else 1.0 - float(pers.mean()),
-            "latency_ms": _percentiles(lat),
+            "latency_ms": latency_percentiles(lat),
         }
 
 
-def _percentiles(ms: np.ndarray) -> dict:
+def latency_percentiles(ms: np.ndarray) -> dict:
+    """p50, p99 and max of latencies in ms, rounded to µs (None without any)."""
     if ms.size == 0:
         return {"p50": None, "p99": None, "max": None}
     p50, p99 = np.percentile(ms, [50, 99])
@@ -574,6 +575,12 @@ class Device:
 
     def metrics(self) -> dict:
         return self.core.metrics(0) | {"mistake_curve": self.core.mistake_curve(0)}
+
+    def traces(self) -> dict:
+        return self.core.traces(0)
+
+    def latencies_ms(self) -> np.ndarray:
+        return self.core.latencies_ms(0)
 
     async def feed(self, samples: AsyncIterable[tuple]) -> AsyncIterator[WindowEvent]:
         """Consume an async stream of ``(t, values, label)``; yields events, finishes at its end."""

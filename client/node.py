@@ -88,18 +88,19 @@ def node_train(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State,
         model, data.X_train, data.y_train, train_settings(cfg),
         seed=derive_seed(cfg.seed, data.client_id, server_round, "train"), proximal_mu=float(config.get(CFG_PROXIMAL_MU, 0.0)),
     )
-    if not (np.isfinite(out["loss"]) and all(np.isfinite(a).all() for a in get_arrays(model).values())):
+    trained = get_arrays(model)
+    if not (np.isfinite(out["loss"]) and all(np.isfinite(a).all() for a in trained.values())):
         return {}, {"num-examples": 0, METRIC_NON_FINITE: 1}, {}
     if cfg.strategy == "local":
-        state["local-model"] = get_arrays(model)
+        state["local-model"] = trained
         send: Arrays = {}
     else:
         keys = list(incoming)
         if cfg.local_bn:
             bn = bn_keys(model)
-            state["local-bn"] = get_arrays(model, bn)
+            state["local-bn"] = {k: trained[k] for k in bn}
             keys = [k for k in keys if k not in set(bn)]  # BN never leaves the node
-        send = get_arrays(model, keys)
+        send = {k: trained[k] for k in keys}
     metrics = {"num-examples": int(len(data.y_train)), "train-loss": float(out["loss"]), "train-accuracy": float(out["accuracy"])}
     return send, metrics, extra
 

@@ -29,6 +29,7 @@ import numpy as np
 from .base import OnlineClassifier
 
 __all__ = [
+    "CURVE_AT",
     "CurveStats",
     "cumulative_mistake_rate",
     "evaluate",
@@ -49,9 +50,11 @@ def cumulative_mistake_rate(mistakes: np.ndarray) -> np.ndarray:
     return np.cumsum(m) / np.arange(1, m.shape[0] + 1)
 
 
+#: The stream lengths at which results quote a learner's cumulative mistakes (or rate).
+CURVE_AT = (10, 50, 100, 500)
 #: Where a mistake trace is sampled: about 20 points a decade (log-spaced, as curves are read on a log axis),
-#: including 10, 50, 100 and 500 windows.
-TRACE_POINTS: tuple[int, ...] = tuple(sorted({int(round(v)) for v in np.geomspace(1, 10**7, 141)} | {10, 50, 100, 500}))
+#: and every point of :data:`CURVE_AT`.
+TRACE_POINTS: tuple[int, ...] = tuple(sorted({int(round(v)) for v in np.geomspace(1, 10**7, 141)} | set(CURVE_AT)))
 
 
 def mistake_trace(cumulative: np.ndarray) -> dict:

@@ -17,13 +17,14 @@ Setting ``FEDOTL_CACHE_DIR=off`` disables caching.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -83,6 +84,20 @@ def load_or_build(
     return ds
 
 
+@contextlib.contextmanager
+def staged_dir(path: Path) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to fill; renamed to ``path`` when the block succeeds, removed if it
+    fails, so ``path`` appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp"))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def save_entry(ds: HARDataset, path: Path) -> None:
     """Write ``ds`` as .npy files in a temporary folder, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,16 +120,11 @@ def save_entry(ds: HARDataset, path: Path) -> None:
         "recordings": [[r.subject, r.session, r.position, r.t0] for r in recs],
         "has_segment": has_seg,
     }
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp"))
-    try:
+    with staged_dir(path) as tmp:
         for name, arr in arrays.items():
             np.save(tmp / f"{name}.npy", arr)
         # meta.json last: its presence marks a complete entry.
         (tmp / "meta.json").write_text(json.dumps(meta))
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_entry(path: Path) -> HARDataset:

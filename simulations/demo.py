@@ -37,7 +37,7 @@ import numpy as np
 
 from fedotl.simulations.progress import RoundFollower, progress_bar
 from fedotl.simulations.report import metrics as M
-from fedotl.simulations.report.metrics import PERSISTENCE, SCRATCH
+from fedotl.simulations.report.metrics import SCRATCH
 
 STEPS = ("load", "partition", "federate", "new users", "report")
 CHECKS = STEPS[:2]  # the steps that read and check the user's input: failing there is a refusal, not a partial run
@@ -143,7 +143,8 @@ class Demo:
 
     # ------------------------------------------------------------ 2. partition
     def step_partition(self) -> None:
-        from fedotl.simulations.devices import prepare_devices
+        from fedotl.client.config import RunConfig
+        from fedotl.simulations.devices import build_devices
         from fedotl.simulations.federated import make_config
 
         subjects = list(self.ds.subjects)
@@ -158,19 +159,14 @@ class Demo:
                          "num-server-rounds": self.set["rounds"], "local-epochs": self.set["local_epochs"],
                          "personalize-epochs": self.set["personalize_epochs"], "share-heads": True, "progress": False})
         bar = progress_bar(1, desc="partition", unit="dataset")
-        try:
-            devices = prepare_devices(make_config(**self.cfg, strategy="fedavg"), self.stores_root())
+        try:  # the partition only: each federated run writes (or finds) the stores it trains on
+            devices = build_devices(RunConfig(make_config(**self.cfg, strategy="fedavg"))).devices
         finally:
             bar.update(1)
             bar.close()
-        self.metrics["dataset"].update({"devices": len(devices.ids), "held_out": " ".join(holdout)})
-        self.say(f"  {len(devices.ids)} devices federate (subject × body unit, each with its own store); "
+        self.metrics["dataset"].update({"devices": len(devices), "held_out": " ".join(holdout)})
+        self.say(f"  {len(devices)} devices federate (subject × body unit, each with its own store); "
                  f"new users: {', '.join(holdout)}")
-
-    def stores_root(self) -> Path | None:
-        from fedotl.simulations.cache import cache_dir
-
-        return None if cache_dir() is not None else self.out / "stores"
 
     # ------------------------------------------------------------ 3. federate
     def step_federate(self) -> None:
@@ -211,24 +207,17 @@ def _f(v, digits: int = 3) -> str:
 
 def embedded_dsads(seed: int, subjects: int, segments: int) -> Path:
     """Synthetic DSADS in the official layout, written once into the cache (or a temporary folder)."""
-    import shutil
     import tempfile
 
-    from fedotl.simulations.cache import cache_dir
+    from fedotl.simulations.cache import cache_dir, staged_dir
     from fedotl.simulations.readers import dsads
 
     base = cache_dir()
     base = base if base is not None else Path(tempfile.gettempdir()) / "fedotl-demo-data"
     root = base / "demo" / f"dsads-synthetic-s{subjects}-n{segments}-seed{seed}"
-    if not (root / "data").is_dir():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-        try:
+    if not root.is_dir():
+        with staged_dir(root) as tmp:
             dsads.write_synthetic(tmp, n_subjects=subjects, seed=seed, n_segments=segments)
-            shutil.rmtree(root, ignore_errors=True)
-            tmp.replace(root)  # whole or not at all
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 
@@ -248,7 +237,7 @@ def replay_new_users(ds, federation: Path, subjects: Sequence[str], settings: di
 
     window_s, stride_s = float(settings["window_s"]), float(settings["stride_s"])
     fed = load_federation(federation)
-    setups = {key: federation_setup(str(federation), key, window_s, calibration=int(settings["calibration"]), top_k=DEFAULT_TOP_K,
+    setups = {key: federation_setup(fed, key, window_s, calibration=int(settings["calibration"]), top_k=DEFAULT_TOP_K,
                                     target_inputs=DEFAULT_TARGET_INPUTS, horizon=None, seed=seed)
               for key in TRANSFER if fed.clients or key == "otl_global"}
     jobs = [(s, p, view) for s in subjects for p, view in device_views(ds, s, None)]
@@ -256,7 +245,7 @@ def replay_new_users(ds, federation: Path, subjects: Sequence[str], settings: di
     for s, p, view in jobs:
         check_channels(fed, view, f"{s}@{p}")
         sources.append(subject_stream(ds, s, None if p == "all" else p))
-    per_learner: dict[str, dict[str, dict]] = {}
+    outcomes: list[tuple[str, str, dict]] = []
     latencies: dict[str, list[np.ndarray]] = {}
     rows = []
     bar = progress_bar(sum(len(src) for src in sources), desc="new users", unit="sample", unit_scale=True)
@@ -277,19 +266,15 @@ def replay_new_users(ds, federation: Path, subjects: Sequence[str], settings: di
                 bar.update(len(t))
             for key, (device, _) in devices.items():
                 device.finish()
-                m, tr = device.metrics(), device.core.traces(0)
-                per_learner.setdefault(key, {})[src.name] = {"mistake_rate": 1.0 - m["accuracy"], "trace": tr["learner"]}
-                if key == SCRATCH:  # persistence depends on the labels only: the same for every learner
-                    per_learner.setdefault(PERSISTENCE, {})[src.name] = {"mistake_rate": 1.0 - m["persistence_accuracy"], "trace": tr["persistence"]}
-                latencies.setdefault(key, []).append(device.core.latencies_ms(0))
-                rows.append({"device": src.name, "learner": key, "windows_predicted": m["windows_predicted"], "accuracy": m["accuracy"],
-                             "persistence_accuracy": m["persistence_accuracy"], "latency_p50_ms": m["latency_ms"]["p50"],
-                             "latency_p99_ms": m["latency_ms"]["p99"]})
+                m = device.metrics()
+                outcomes.append((src.name, key, M.device_outcomes(m, device.traces())))
+                latencies.setdefault(key, []).append(device.latencies_ms())
+                rows.append(M.device_row(src.name, key, m))
     finally:
         bar.close()
     wall = time.perf_counter() - t0
     stream_s = sum(len(src) / src.rate_hz for src in sources)
-    online = {k: M.learner_piece(v) for k, v in per_learner.items()}
+    online = M.online_piece(outcomes)
     pieces = M.devices_piece(rows, {k: np.concatenate(v) for k, v in latencies.items()},
                              realtime_factor=round(stream_s / max(wall, 1e-9), 1),
                              wall_s=round(wall, 2), recordings=len(sources))

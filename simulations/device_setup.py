@@ -14,7 +14,7 @@ the first prediction, which a live device does not have.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from fedotl.client.features import ONLINE_STATS
 from fedotl.client.labels import LabelPolicy
 from fedotl.simulations.dataset import HARDataset
 from fedotl.simulations.stream import LEARNERS, source_learners, source_set
+
+if TYPE_CHECKING:
+    from fedotl.client.model_card import Federation
 
 DEVICE_LEARNERS = tuple(n for n in LEARNERS if n != "oddm")
 LABEL_MODES = ("all", "delayed", "budget")
@@ -121,18 +124,16 @@ def flat_windows(W: np.ndarray) -> np.ndarray:
     return np.asarray(W).reshape(len(W), -1)
 
 
-def federation_setup(run_dir: str, key: str, window_s: float, *, calibration: int, top_k: int, target_inputs: str,
+def federation_setup(fed: Federation, key: str, window_s: float, *, calibration: int, top_k: int, target_inputs: str,
                      horizon: int | None, seed: int) -> DeviceSetup:
-    """A device that starts from the federation in ``run_dir`` (:class:`fedotl.client.newuser.FederatedDeviceLearner`)."""
-    from fedotl.client.model_card import load_federation
+    """A device that starts from a loaded federation (:class:`fedotl.client.newuser.FederatedDeviceLearner`)."""
     from fedotl.client.newuser import CLIENT_KEYS, FederatedDeviceLearner
 
-    fed = load_federation(run_dir)
     card = fed.model.card
     if abs(float(card["window_seconds"]) - window_s) > 1e-9:
         raise ValueError(f"--window {window_s:g}: the federation's model reads {card['window_seconds']:g} s windows")
     if not fed.clients and key in CLIENT_KEYS:
-        raise ValueError(f"{run_dir}: no client shared its head, so {key} has no sources; try otl_global")
+        raise ValueError(f"{fed.run_dir}: no client shared its head, so {key} has no sources; try otl_global")
 
     def make():
         return FederatedDeviceLearner(fed, key, calibration=calibration, horizon=horizon,

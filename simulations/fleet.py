@@ -26,7 +26,7 @@ from fedotl.client.labels import LabelPolicy
 from fedotl.client.stream_windows import WindowSpec
 from fedotl.online import BatchedPA, MulticlassPA
 from fedotl.simulations.replay import Clock, FleetReplay, ReplaySource
-from fedotl.simulations.report.metrics import PERSISTENCE, SCRATCH, latency_histogram, learner_piece
+from fedotl.simulations.report.metrics import SCRATCH, device_outcomes, device_row, latency_histogram, online_piece
 
 
 def fleet_devices(
@@ -72,33 +72,16 @@ def run_fleet(
     wall = time.perf_counter() - t0
     stream_s = max((float(s.t[-1] - s.t[0]) + 1.0 / s.rate_hz) for s in sources if len(s))
     report = devices.summary()
+    metrics = [devices.metrics(i) for i in range(len(sources))]
     report.update(
         wall_s=round(wall, 3),
         stream_s=round(stream_s, 3),
         realtime_factor=round(stream_s / wall, 3) if wall > 0 else None,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         batched=batched,
-        per_device=[{"device": s.name, "learner": SCRATCH, **_brief(devices.metrics(i))} for i, s in enumerate(sources)],
+        per_device=[device_row(s.name, SCRATCH, m) for s, m in zip(sources, metrics)],
     )
+    # the report's pieces: PA-I from scratch and persistence on every device, and the latency histogram
     report["latency_hist"] = latency_histogram({SCRATCH: devices.latencies_ms()})
-    report["online"] = fleet_online(devices, [s.name for s in sources])
+    report["online"] = online_piece((s.name, SCRATCH, device_outcomes(m, devices.traces(i))) for i, (s, m) in enumerate(zip(sources, metrics)))
     return report
-
-
-def fleet_online(devices: Devices, names: Sequence[str]) -> dict:
-    """The ``online`` piece of a report: PA-I from scratch and persistence on every device."""
-    traces = [devices.traces(i) for i in range(len(names))]
-    metrics = [devices.metrics(i) for i in range(len(names))]
-    by = {SCRATCH: ("learner", "accuracy"), PERSISTENCE: ("persistence", "persistence_accuracy")}
-    out = {}
-    for key, (which, acc) in by.items():
-        rows = {n: {"mistake_rate": 1.0 - metrics[i][acc], "trace": traces[i][which]}
-                for i, n in enumerate(names) if metrics[i][acc] is not None}
-        if rows:
-            out[key] = learner_piece(rows)
-    return out
-
-
-def _brief(m: dict) -> dict:
-    keep = ("windows_predicted", "windows_skipped", "labels_used", "accuracy", "persistence_accuracy")
-    return {k: m[k] for k in keep} | {"latency_p50_ms": m["latency_ms"]["p50"], "latency_p99_ms": m["latency_ms"]["p99"]}

@@ -31,13 +31,12 @@ from fedotl.client.model_card import Federation, FederationError, load_federatio
 from fedotl.client.newuser import (
     CLIENT_KEYS, DEFAULT_CALIBRATION, DEFAULT_ODDM_MU, DEFAULT_TARGET_INPUTS, DEFAULT_TOP_K, ONLINE_KEYS, NewUserKit,
 )
-from fedotl.online.evaluation import cumulative_mistake_rate, mistake_trace, persistence_mistakes, prequential, prequential_budget, stream_orders
+from fedotl.online.evaluation import CURVE_AT, cumulative_mistake_rate, mistake_trace, persistence_mistakes, prequential, prequential_budget, stream_orders
 from fedotl.simulations.dataset import HARDataset
 from fedotl.simulations.progress import progress
 from fedotl.simulations.windows import make_windows
 
 ORDERS = ("permuted", "time")
-CURVE_AT = (10, 50, 100, 500)
 ALL_KEYS = ("global", "personalized_offline", *ONLINE_KEYS, "persistence")
 
 

@@ -37,11 +37,20 @@ class RoundFollower:
         self._thread = threading.Thread(target=self._poll, daemon=True, name="round-follower")
 
     def _count(self) -> int:
+        import json
+
         try:
             with open(self.path, encoding="utf-8") as f:
-                return sum(1 for line in f if line.startswith('{"event": "round"'))
+                lines = f.read().splitlines()
         except OSError:
             return 0
+        n = 0
+        for line in lines:
+            try:
+                n += json.loads(line).get("event") == "round"
+            except (ValueError, AttributeError):
+                pass  # the line being written, or not an event
+        return n
 
     def _poll(self) -> None:
         while not self._stop.wait(self.every_s):

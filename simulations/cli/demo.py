@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
     for t in headline(metrics):
         print()
         print(text(t))
-    from pathlib import Path
-
     root = Path(out).resolve()
     print(f"\nreport: {root / REPORT_HTML}\n        {root / REPORT_MD}")
     return 0

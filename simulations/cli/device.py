@@ -194,9 +194,10 @@ def _setup(args: argparse.Namespace, channels: list[str], replay_ds=None):
     if args.federation is not None:
         if args.learner != "pa" or args.source_dataset is not None or args.source_subjects is not None:
             raise ValueError("--federation brings its own sources: drop --learner, --source-dataset and --source-subjects")
+        from fedotl.client.model_card import load_federation
         from fedotl.simulations.device_setup import federation_setup
 
-        setup = federation_setup(args.federation, args.transfer, args.window, calibration=args.calibration, top_k=args.top_k,
+        setup = federation_setup(load_federation(args.federation), args.transfer, args.window, calibration=args.calibration, top_k=args.top_k,
                                  target_inputs=args.target_inputs, horizon=None, seed=args.seed)
         return setup, match_channels(channels, setup.channels, args.input or "the replay")
     if args.learner == "pa" and args.source_dataset is None and args.source_subjects is None:

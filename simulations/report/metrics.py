@@ -33,11 +33,12 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 import fedotl
+from fedotl.client.device import latency_percentiles
 from fedotl.client.storage import atomic_write_text
-from fedotl.online.evaluation import mean_trace
+from fedotl.online.evaluation import CURVE_AT, mean_trace
 
 METRICS_FILE = "metrics.json"
-MISTAKES_AT = (10, 50, 100)
+MISTAKES_AT = CURVE_AT[:3]  # the report's "mistakes after" columns: 10, 50 and 100 windows
 STATUSES = ("complete", "interrupted", "failed")
 SCRATCH, PERSISTENCE = "pa_scratch", "persistence"  # the device learner from scratch, and the baseline
 BASELINES = {SCRATCH: "PA-I from scratch on the device's own running-standardised features",
@@ -144,6 +145,22 @@ def learner_piece(per_device: Mapping[str, Mapping[str, object]]) -> dict:
     }
 
 
+def online_piece(outcomes: Iterable[tuple[str, str, Mapping[str, dict]]]) -> dict:
+    """``online`` from (device, learner key, :func:`device_outcomes`) triples: each learner over its
+    devices, then persistence over every device (its first entry: it depends on the labels alone)."""
+    learners: dict[str, dict[str, dict]] = {}
+    persistence: dict[str, dict] = {}
+    for name, key, out in outcomes:
+        if "learner" in out:
+            learners.setdefault(key, {})[name] = out["learner"]
+        if "persistence" in out:
+            persistence.setdefault(name, out["persistence"])
+    pieces = {k: learner_piece(v) for k, v in learners.items()}
+    if persistence:
+        pieces[PERSISTENCE] = learner_piece(persistence)
+    return pieces
+
+
 def online_from_newuser(result: Mapping[str, object]) -> dict:
     """``online`` from ``fedotl newuser``'s result: every learner over every held-out device."""
     by_learner: dict[str, dict[str, dict]] = {}
@@ -168,26 +185,30 @@ def latency_histogram(groups: Mapping[str, np.ndarray], bins: int = 40) -> dict:
         return {"edges": [], "groups": {}}
     lo, hi = float(pooled.min()), float(pooled.max())
     edges = np.geomspace(lo, hi * 1.0001, bins + 1) if hi > lo else np.array([lo * 0.9, lo * 1.1])
-    out = {}
-    for k, v in clean.items():
-        if v.size:
-            p50, p99 = np.percentile(v, [50, 99])
-            out[k] = {"counts": np.histogram(v, bins=edges)[0].tolist(), "p50": round(float(p50), 3), "p99": round(float(p99), 3), "n": int(v.size)}
+    out = {k: {"counts": np.histogram(v, bins=edges)[0].tolist(), **latency_percentiles(v), "n": int(v.size)}
+           for k, v in clean.items() if v.size}
     return {"edges": [round(float(e), 4) for e in edges], "groups": out}
 
 
-def percentiles(ms: np.ndarray) -> dict:
-    ms = np.asarray(ms, dtype=float)
-    if ms.size == 0:
-        return {"p50": None, "p99": None}
-    p50, p99 = np.percentile(ms, [50, 99])
-    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
+def device_row(name: str, learner: str, m: Mapping[str, object]) -> dict:
+    """One row of ``devices`` from a device's metrics (:meth:`fedotl.client.device.Devices.metrics`)."""
+    keep = ("windows_predicted", "windows_skipped", "labels_used", "accuracy", "persistence_accuracy")
+    lat: Mapping = m["latency_ms"]  # type: ignore[assignment]
+    return {"device": name, "learner": learner, **{k: m[k] for k in keep},
+            "latency_p50_ms": lat["p50"], "latency_p99_ms": lat["p99"]}
+
+
+def device_outcomes(m: Mapping[str, object], traces: Mapping[str, Mapping]) -> dict[str, dict]:
+    """A device's entries for :func:`learner_piece`: its ``learner`` and its ``persistence`` baseline
+    (each left out while it has no labelled window)."""
+    return {which: {"mistake_rate": 1.0 - float(m[acc]), "trace": traces[which]}  # type: ignore[arg-type]
+            for which, acc in (("learner", "accuracy"), ("persistence", "persistence_accuracy")) if m[acc] is not None}
 
 
 def devices_piece(rows: Sequence[Mapping[str, object]], latencies_ms: Mapping[str, np.ndarray], **extra: object) -> dict:
     """``devices``: one row per replayed device and learner; latency over all of them, and per learner."""
     pooled = np.concatenate([np.asarray(v, dtype=float) for v in latencies_ms.values()] or [np.zeros(0)])
-    return {"devices": [dict(r) for r in rows], "latency_ms": percentiles(pooled),
+    return {"devices": [dict(r) for r in rows], "latency_ms": latency_percentiles(pooled),
             "latency_hist": latency_histogram(latencies_ms), **extra}
 
 

@@ -34,6 +34,11 @@ def _pyplot():
     return plt
 
 
+def _figure():
+    """A figure of the report's common size, and its axes."""
+    return _pyplot().subplots(figsize=(7.5, 4.2))
+
+
 def _save(fig, path: Path) -> Path:
     import io
 
@@ -71,8 +76,7 @@ def plot_rounds(metrics: Mapping, out: Path) -> Path | None:
     strategies = {k: v for k, v in (metrics.get("strategies") or {}).items() if v.get("per_round")}
     if not strategies:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = _figure()
     for i, (name, s) in enumerate(strategies.items()):
         r = [p["round"] for p in s["per_round"]]
         line = ax.plot(r, [p["mean_accuracy"] for p in s["per_round"]], **_style(i), label=f"{name} (global model)" if "global_mean_accuracy" in s else name)
@@ -86,8 +90,7 @@ def plot_devices(metrics: Mapping, out: Path) -> Path | None:
     strategies = {k: v for k, v in (metrics.get("strategies") or {}).items() if v.get("per_device")}
     if not strategies:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = _figure()
     for i, (name, s) in enumerate(strategies.items()):
         acc = np.sort(np.asarray(list(s["per_device"].values()), dtype=float))
         ax.plot(np.arange(1, acc.size + 1), acc, **_style(i), label=f"{name} (worst {acc[0]:.3f})")
@@ -99,8 +102,7 @@ def plot_mistakes(metrics: Mapping, out: Path) -> Path | None:
     online = {k: v for k, v in (metrics.get("online") or {}).items() if v.get("curve", {}).get("at")}
     if not online:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = _figure()
     for i, (name, v) in enumerate(online.items()):
         t = np.asarray(v["curve"]["at"], dtype=float)
         ax.plot(t, np.asarray(v["curve"]["mistakes"]) / t, label=f"{name} ({v['mistake_rate_mean']:.3f})", **_style(i) | {"ms": 2.5})
@@ -135,9 +137,8 @@ def plot_latency(metrics: Mapping, out: Path) -> Path | None:
     hist = (metrics.get("devices") or {}).get("latency_hist") or {}
     if not hist.get("groups"):
         return None
-    plt = _pyplot()
     edges = np.asarray(hist["edges"], dtype=float)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = _figure()
     top = max(max(g["counts"]) for g in hist["groups"].values())
     ax.set_ylim(0, top * 1.45)  # headroom for the legend above the peaks
     for name, g in hist["groups"].items():
