@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from fedotl.client.protocol import DP_MODES, FAIL_MODES, FEDHEALTH_AGGREGATIONS, MODELS, STRATEGIES
+from fedotl.client.protocol import AGGREGATIONS, ATTACKS, DP_MODES, FAIL_MODES, FEDHEALTH_AGGREGATIONS, MODELS, STRATEGIES
 
 Value = bool | int | float | str
 CLIENTS_BY = ("subject", "subject-position", "dirichlet")
@@ -102,6 +102,7 @@ KEYS: tuple[Key, ...] = (
     Key("rate-hz", 0.0, "sampling rate of a generic CSV without timestamps (0: not given)", H, minimum=0),
     Key("label-track", "", "OPPORTUNITY label track, locomotion or gesture ('': the reader's default)", H, choices=("", "locomotion", "gesture")),
     Key("server-subjects", "", "comma-separated subjects whose data the server holds (cloud pretraining); they leave the federation", H),
+    Key("attackers", 0.0, "share of the devices that attack (run config attack); the harness draws them from the seed into attack-partitions", H, minimum=0, maximum=0.99),
     Key("holdout-subjects", "", "comma-separated subjects kept out of the federation and the server (new users of fedotl newuser)", H),
     # ---------------------------------------------------------------- the device's data
     Key("data-dir", "", "folder of device stores (<data-dir>/devices/<partition-id>, <data-dir>/cloud); a SuperNode's node config data-dir names its own store"),
@@ -116,6 +117,10 @@ KEYS: tuple[Key, ...] = (
     Key("fedhealth-proximal-mu", 0.0, "proximal weight in FedHealth's federated rounds", minimum=0),
     Key("fedhealth-aggregation", "fedavg", "aggregation in FedHealth's federated rounds", choices=FEDHEALTH_AGGREGATIONS),
     Key("fedap-momentum", 0.5, "FedAP self-weight λ", minimum=0, maximum=1),
+    Key("aggregation", "mean", "how a round combines the updates: the example-weighted mean, or one of Flower's robust rules (fedavg, fedprox, fedhealth over fedavg)", choices=AGGREGATIONS),
+    Key("trim-fraction", 0.2, "trimmed-mean: share of the updates cut at each end, per coordinate (Flower's FedTrimmedAvg beta)", minimum=0, maximum=0.49),
+    Key("byzantine-fraction", 0.2, "krum, multikrum, bulyan: share f/n of each round's updates assumed malicious", minimum=0, maximum=0.49),
+    Key("fraction-train", 1.0, "Flower: share of the connected nodes sampled for training per round (at least min-train-nodes)", positive=True, maximum=1.0),
     # ---------------------------------------------------------------- model and training
     Key("model", "cnn", "1-D CNN on windows, or MLP on window features", choices=MODELS),
     Key("model-width", 32, "channels of the first conv layer (MLP: hidden width)", minimum=1),
@@ -150,6 +155,9 @@ KEYS: tuple[Key, ...] = (
     Key("fail-round", 0, "round in which fail-partition fails"),
     Key("fail-mode", "raise", "raise an error, or hang for fail-seconds", choices=FAIL_MODES),
     Key("fail-seconds", 30.0, "how long a hanging node sleeps", minimum=0),
+    Key("attack", "none", "simulated poisoning by the attack-partitions (fedotl.client.attacks)", choices=ATTACKS),
+    Key("attack-partitions", "", "comma-separated partition ids that attack (fedotl simulate --attackers picks them)"),
+    Key("attack-scale", 10.0, "sign-flip and gaussian: the attack's size in honest updates", positive=True),
 )
 BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
 DEFAULTS: dict[str, Value] = {k.name: k.default for k in KEYS}
@@ -224,6 +232,12 @@ class RunConfig(Mapping[str, Value]):
         return self.strategy in ("fedavg", "fedprox") or (self.strategy == "fedhealth" and self.fedhealth_aggregation == "fedavg")
 
     @property
+    def attack_partition_list(self) -> tuple[int, ...]:
+        from fedotl.client.attacks import parse_partitions
+
+        return parse_partitions(str(self.attack_partitions))
+
+    @property
     def server_subject_list(self) -> tuple[str, ...]:
         return parse_subjects(str(self.server_subjects))
 
@@ -261,3 +275,11 @@ def check_rules(c: RunConfig) -> None:
             raise ValueError(f"secagg sums whole-model updates into one weighted mean; it does not apply to {what}")
         if c.dp == "server-fixed":
             raise ValueError("dp=server-fixed clips each update on the server, which secagg hides; use dp=client-fixed")
+    if c.aggregation != "mean":
+        if not c.plain_mean:
+            what = f"fedhealth with {c.fedhealth_aggregation} aggregation" if c.strategy == "fedhealth" else c.strategy
+            raise ValueError(f"aggregation={c.aggregation} replaces the mean of whole updates; it does not apply to {what}")
+        if c.secagg:
+            raise ValueError(f"aggregation={c.aggregation} needs each update; secagg reveals only their sum")
+    if c.attack != "none" and not c.attack_partition_list and not c.attackers > 0:  # type: ignore[operator]
+        raise ValueError(f"attack={c.attack} needs attackers (a share of the devices) or attack-partitions")

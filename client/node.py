@@ -19,6 +19,7 @@ import time
 import numpy as np
 from torch import nn
 
+from fedotl.client.attacks import attack_update, flip_labels
 from fedotl.client.config import RunConfig
 from fedotl.client.data import ClientData
 from fedotl.client.model import bn_keys, build_model, fc_keys, get_arrays, set_arrays
@@ -84,8 +85,10 @@ def node_train(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State,
     if config.get(CFG_BN_STATS):
         means, variances = bn_input_stats(model, data.X_train)
         extra = {"bn-mean": np.concatenate(means), "bn-var": np.concatenate(variances), "bn-sizes": [len(m) for m in means]}
+    attacking = cfg.attack != "none" and partition_id in cfg.attack_partition_list
+    y_train = flip_labels(data.y_train, data.n_classes) if attacking and cfg.attack == "label-flip" else data.y_train
     out = train_local(
-        model, data.X_train, data.y_train, train_settings(cfg),
+        model, data.X_train, y_train, train_settings(cfg),
         seed=derive_seed(cfg.seed, data.client_id, server_round, "train"), proximal_mu=float(config.get(CFG_PROXIMAL_MU, 0.0)),
     )
     trained = get_arrays(model)
@@ -101,6 +104,10 @@ def node_train(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State,
             state["local-bn"] = {k: trained[k] for k in bn}
             keys = [k for k in keys if k not in set(bn)]  # BN never leaves the node
         send = {k: trained[k] for k in keys}
+    if attacking:  # after the node's own check and state: the poisoned update only goes to the server
+        learnable = {name for name, _ in model.named_parameters()}
+        send = attack_update(incoming, send, str(cfg.attack), scale=float(cfg.attack_scale), learnable=learnable,
+                             seed=derive_seed(cfg.seed, data.client_id, server_round, "attack"))
     metrics = {"num-examples": int(len(data.y_train)), "train-loss": float(out["loss"]), "train-accuracy": float(out["accuracy"])}
     return send, metrics, extra
 

@@ -16,6 +16,8 @@ FEDHEALTH_AGGREGATIONS = ("fedavg", "fedbn", "fedap")
 DP_MODES = ("none", "client-fixed", "server-fixed")
 MODELS = ("cnn", "mlp")
 FAIL_MODES = ("raise", "hang")
+AGGREGATIONS = ("mean", "median", "trimmed-mean", "krum", "multikrum", "bulyan")  # how a round combines the updates
+ATTACKS = ("none", "sign-flip", "gaussian", "label-flip", "nan")  # simulated poisoning (fedotl.client.attacks)
 
 # ------------------------------------------------------------ message types
 # "train" and "evaluate" are Flower's own (@app.train(), @app.evaluate()).

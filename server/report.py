@@ -75,6 +75,24 @@ def summed_confusion(per_client: Mapping[str, Mapping[str, object]], labels: lis
     return {"labels": names, "matrix": np.sum(mats, axis=0).tolist()}
 
 
+def honest_summary(recorder: "RunRecorder", partitions: Mapping[str, int], cfg) -> dict[str, object]:
+    """The attack (run config ``attack``) and the accuracy over the honest devices only:
+    the final global model's (``global_mean_accuracy``) and, after FedHealth's personalisation,
+    the personalised models' (``mean_accuracy``)."""
+    attacking = set(cfg.attack_partition_list)
+    attackers = sorted(c for c, p in partitions.items() if p in attacking)
+    final = recorder.personalized if recorder.personalized is not None else recorder.last_eval
+    honest = {c: v for c, v in final.items() if c not in attackers}
+    if recorder.personalized is not None:
+        before = {c: {"accuracy": v["global_accuracy"], "macro_f1": v["global_macro_f1"]} for c, v in honest.items()}
+    else:
+        before = honest
+    return {
+        "attack": str(cfg.attack), "scale": float(cfg.attack_scale), "attackers": attackers, "honest_clients": len(honest),
+        "mean_accuracy": summarise(honest)["mean_accuracy"], "global_mean_accuracy": summarise(before)["mean_accuracy"],
+    }
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXC_LINE = re.compile(r"^\s*(?:[\w.]+\.)?\w*(?:Error|Exception|Failure|Interrupt)\b.*")
 

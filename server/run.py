@@ -32,7 +32,7 @@ import fedotl
 from fedotl.client.config import RunConfig
 from fedotl.client.protocol import MSG_INFO, REC_CONFIG, REC_DESCRIBE
 from fedotl.client.records import arrays_to_record, record_to_arrays
-from fedotl.server.report import RunRecorder
+from fedotl.server.report import RunRecorder, honest_summary
 from fedotl.server.strategies import FedAP, FedBN, FedHealth, FedHealthAP, FedHealthBN, LocalOnly, TrackedFedAvg, TrackedFedProx
 
 
@@ -86,6 +86,7 @@ def build_strategy(s: RunConfig, shared_keys: list[str], recorder: RunRecorder, 
     """The strategy object for ``s.strategy`` (``pretrained``: round 1 sends the whole cloud model)."""
     bn = dict(full_first_round=pretrained)
     common = dict(
+        fraction_train=s.fraction_train,
         min_train_nodes=s.min_train_nodes,
         min_evaluate_nodes=s.min_evaluate_nodes,
         min_available_nodes=s.min_available_nodes,
@@ -106,7 +107,8 @@ def build_strategy(s: RunConfig, shared_keys: list[str], recorder: RunRecorder, 
         strat = FedHealthAP(shared_keys, momentum=s.fedap_momentum, **bn, **common)
     else:
         strat = FedHealth(proximal_mu=s.fedhealth_proximal_mu, **common)
-    strat.setup_tracking(recorder, num_rounds=s.num_server_rounds, min_replies=s.min_replies, eval_every=s.eval_every)
+    strat.setup_tracking(recorder, num_rounds=s.num_server_rounds, min_replies=s.min_replies, eval_every=s.eval_every,
+                         aggregation=str(s.aggregation), trim_fraction=float(s.trim_fraction), byzantine_fraction=float(s.byzantine_fraction))
     return strat
 
 
@@ -200,6 +202,10 @@ def run_server(grid: Grid, values: Mapping[str, object]) -> dict[str, object]:
             "updates_aggregated": sum(r["aggregated"] for r in secagg_rounds),
             "updates_dropped": sum(r["sampled"] - r["aggregated"] for r in secagg_rounds),
         }
+    if s.attack != "none":
+        fields["attack"] = honest_summary(recorder, strategy.partitions, s)
+    if s.aggregation != "mean":
+        fields["aggregation"] = {"rule": s.aggregation, "trim_fraction": s.trim_fraction, "byzantine_fraction": s.byzantine_fraction}
     if s.dp != "none":
         fields["dp"] = {"mode": s.dp, "noise_multiplier": s.dp_noise_multiplier, "clipping_norm": s.dp_clipping_norm}
     summary = recorder.finish(**fields)

@@ -50,6 +50,7 @@ from fedotl.client.protocol import (
 from fedotl.client.records import arrays_to_record, record_to_arrays
 from fedotl.server.aggregation import fedap_weight_matrix, personalised_average, pooled_moments
 from fedotl.server.report import RunRecorder
+from fedotl.server.robust import robust_aggregate
 
 
 def reply_client(msg: Message) -> tuple[int, str]:
@@ -96,13 +97,17 @@ class _Tracked:
     eval_every: int
     num_rounds: int
 
-    def setup_tracking(self, recorder: RunRecorder, *, num_rounds: int, min_replies: int = 1, eval_every: int = 1) -> None:
+    def setup_tracking(self, recorder: RunRecorder, *, num_rounds: int, min_replies: int = 1, eval_every: int = 1,
+                       aggregation: str = "mean", trim_fraction: float = 0.2, byzantine_fraction: float = 0.2) -> None:
         self.recorder = recorder
+        self.aggregation = aggregation
+        self.robust_options = {"trim_fraction": float(trim_fraction), "byzantine_fraction": float(byzantine_fraction)}
         self.num_rounds = num_rounds
         self.min_replies = max(1, int(min_replies))
         self.eval_every = max(1, int(eval_every))
         self.node_client: dict[int, str] = {}
         self.clients: dict[str, dict[str, str]] = {}  # client id → subject and position, as the node says
+        self.partitions: dict[str, int] = {}  # client id → partition id, as the node says
         self.shared_heads: dict[str, tuple[dict, dict]] = {}  # client id → (head, feature summary), with share-heads
         self._sent: dict[tuple[int, str], set[int]] = {}
 
@@ -118,8 +123,9 @@ class _Tracked:
         for m in errors:
             self.recorder.failure(server_round, stage, m.metadata.src_node_id, str(m.error.reason))
         for m in valid:
-            cid = reply_client(m)[1]
+            pid, cid = reply_client(m)
             self.node_client[m.metadata.src_node_id] = cid
+            self.partitions[cid] = pid
             rec = m.content.config_records.get(REC_CLIENT)
             if rec is not None:
                 self.clients[cid] = {"subject": str(rec.get("subject", "")), "position": str(rec.get("position", ""))}
@@ -164,7 +170,10 @@ class _Tracked:
         return arrays, metrics
 
     def _aggregate(self, server_round: int, replies: list[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Flower's FedAvg aggregation over the sorted, usable replies."""
+        """Flower's FedAvg aggregation over the sorted, usable replies, or the robust rule of run config
+        ``aggregation`` (:mod:`fedotl.server.robust`)."""
+        if getattr(self, "aggregation", "mean") != "mean":
+            return robust_aggregate(self.aggregation, server_round, replies, **self.robust_options)  # type: ignore[arg-type]
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
 
     # -------------------------------------------------------------- evaluate

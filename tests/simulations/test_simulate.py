@@ -285,3 +285,19 @@ def test_an_in_process_run_restores_pythonpath(fedhealth_again):
     import os
 
     assert str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+
+
+# ------------------------------------------------------------ poisoned devices
+@pytest.mark.slow
+def test_sign_flip_attackers_break_the_mean_and_the_median_withstands_them(data, tmp_path):
+    runs = {}
+    for rule in ("mean", "median"):
+        cfg = _cfg(data, tmp_path / rule, strategy="fedavg", num_server_rounds=3, attack="sign-flip", attackers=0.2, aggregation=rule)
+        cfg["progress"] = False
+        runs[rule] = simulate(cfg)
+    for s in runs.values():
+        assert len(s["attack"]["attackers"]) == 2 and s["attack"]["honest_clients"] == 8  # 20% of 10 devices, drawn from the seed
+    assert runs["mean"]["attack"]["attackers"] == runs["median"]["attack"]["attackers"]
+    assert runs["median"]["aggregation"]["rule"] == "median" and "aggregation" not in runs["mean"]
+    # sign-flip at 10× breaks the example-weighted mean; the coordinate-wise median keeps learning
+    assert runs["median"]["attack"]["global_mean_accuracy"] > runs["mean"]["attack"]["global_mean_accuracy"] + 0.05
