@@ -36,6 +36,7 @@ from typing import Mapping
 
 import numpy as np
 
+from fedotl.client.attacks import pick_attackers
 from fedotl.client.config import DEFAULTS, RunConfig
 from fedotl.simulations.cache import cache_dir
 from fedotl.simulations.devices import DeviceSet, prepare_devices
@@ -62,6 +63,10 @@ def check_config(cfg: dict[str, object], stores: Path | None = None) -> DeviceSe
     devices = prepare_devices(c, stores)
     cfg["data-dir"] = str(devices.root)
     n = len(devices.ids)
+    if c.attack != "none" and not c.attack_partition_list:
+        cfg["attack-partitions"] = ",".join(map(str, pick_attackers(n, float(c.attackers), int(c.seed))))  # type: ignore[arg-type]
+        if not cfg["attack-partitions"]:
+            raise ValueError(f"attackers = {c.attackers} of {n} devices rounds to none")
     for key in ("min-available-nodes", "min-train-nodes", "min-evaluate-nodes"):
         # Flower's default minimum (2) cannot exceed a one-device federation.
         if cfg.get(key) == DEFAULTS[key] and n < int(DEFAULTS[key]):  # type: ignore[arg-type]
@@ -110,9 +115,18 @@ def flower_env(ray_tmp: str) -> dict[str, str]:
     }
 
 
-def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_client: int = 1, verbose: bool = False) -> None:
-    """One Flower simulation (Ray backend) of the configured run."""
-    ray_tmp = tempfile.mkdtemp(prefix="fedotl-ray-", dir="/tmp")
+RAY_TMP_PREFIX = "fedotl-ray-"
+GROUP_FILE = "process-group"  # in the run's Ray folder: the process group to reap if its owner died
+STOP_WAIT_S = 5.0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached the harness while a simulation ran (exit 143)."""
+
+
+def run_flower_here(cfg: Mapping[str, object], num_supernodes: int, ray_tmp: str, *, cpus_per_client: int = 1, verbose: bool = False) -> None:
+    """One Flower simulation (Ray backend) of the configured run, in this process
+    (the child that :func:`run_flower` starts; see :mod:`fedotl.simulations.flower_child`)."""
     # Flower's Ray backend also prepends the working directory to PYTHONPATH: restore it
     # after the run, so the repository's folders never shadow anything in later children.
     saved = {k: os.environ.get(k) for k in (*flower_env(ray_tmp), "PYTHONPATH")}
@@ -149,7 +163,113 @@ def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_clien
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in the group (Linux: /proc; else the kernel's answer)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:  # state, ppid, pgrp
+            return True
+    return False
+
+
+def stop_group(pgid: int, wait_s: float = STOP_WAIT_S) -> None:
+    """SIGKILL to the whole process group (the simulation and every Ray process), and wait until it is gone.
+
+    SIGKILL, not SIGTERM: the group goes as a whole, so nobody is left to clean up after, and
+    SIGTERM makes Ray's workers print stack dumps."""
+    import signal
+    import time
+
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < wait_s and _group_alive(pgid):
+        time.sleep(0.05)
+
+
+def sweep_leftovers(tmp: str = "/tmp") -> int:
+    """Reap what an earlier run left when its harness was killed with SIGKILL: the process
+    group named in each ``fedotl-ray-*`` folder whose owner is gone, and the folder.  Returns the folders removed."""
+    removed = 0
+    for folder in Path(tmp).glob(f"{RAY_TMP_PREFIX}*"):
+        try:
+            owner, pgid = (int(v) for v in (folder / GROUP_FILE).read_text().split())
+        except (OSError, ValueError):
+            continue  # not ours, or still starting: its owner writes the file first
+        try:
+            os.kill(owner, 0)
+            continue  # its harness still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        stop_group(pgid)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _stderr_fd() -> int | None:
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stream (pytest): inherit fd 2
+        return None
+
+
+def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_client: int = 1, verbose: bool = False) -> None:
+    """One Flower simulation (Ray backend) of the configured run, in a child process of its own session.
+
+    The child, Ray's driver, leads a process group that holds every Ray process, so stopping
+    is one ``killpg``: a first Ctrl-C (``KeyboardInterrupt``) or SIGTERM (:class:`Terminated`)
+    stops the whole group at once (:func:`stop_group`) and removes Ray's temporary
+    folder.  If this process dies by SIGKILL, the child sees it go and kills its
+    group, and the next run sweeps any rest (:func:`sweep_leftovers`).  The child's output goes to stderr, so ``--json`` stays clean.
+    """
+    import signal
+    import subprocess
+
+    sweep_leftovers()
+    ray_tmp = tempfile.mkdtemp(prefix=RAY_TMP_PREFIX, dir="/tmp")
+    spec = Path(ray_tmp) / "run.json"
+    spec.write_text(json.dumps({"cfg": dict(cfg), "num_supernodes": num_supernodes, "cpus_per_client": cpus_per_client, "verbose": verbose}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedotl.simulations.flower_child", str(spec), str(os.getpid())],
+        start_new_session=True, stdin=subprocess.DEVNULL, stdout=_stderr_fd() or 2,
+    )
+    (Path(ray_tmp) / GROUP_FILE).write_text(f"{os.getpid()} {proc.pid}")
+
+    def on_term(signum, frame):
+        raise Terminated()
+
+    main_thread = __import__("threading").current_thread() is __import__("threading").main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
+    try:
+        rc = proc.wait()
+    except BaseException:
+        stop_group(proc.pid)
+        proc.wait()
+        raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        stop_group(proc.pid)  # Ray processes that outlived their driver
         shutil.rmtree(ray_tmp, ignore_errors=True)
+    if rc != 0:
+        raise RuntimeError(f"the Flower simulation exited with status {rc}; rerun with --verbose to see Flower's and Ray's log")
 
 
 def run_central(cfg: Mapping[str, object], devices: DeviceSet) -> dict[str, object]:
@@ -187,12 +307,14 @@ def run_central(cfg: Mapping[str, object], devices: DeviceSet) -> dict[str, obje
     return recorder.finish(params=count_params(model), pooled_windows=int(len(y)))
 
 
-def simulate(cfg: Mapping[str, object], *, verbose: bool = False) -> dict[str, object]:
-    """Run one experiment (federated through Flower, or central); return its summary."""
+def simulate(cfg: Mapping[str, object], *, verbose: bool = False, force: bool = False) -> dict[str, object]:
+    """Run one experiment (federated through Flower, or central); return its summary.
+
+    The run directory must be new or empty; ``force`` replaces an earlier run in it."""
     cfg = dict(cfg)
     if cfg.get("data-path") and cfg.get("dataset") != "synthetic":
         cfg["data-path"] = str(Path(str(cfg["data-path"])).resolve())
-    with run_dir(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"]))))) as out:
+    with run_dir(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"])))), fresh=True, force=force) as out:
         devices = check_config(cfg, None if cache_dir() is not None else out / "stores")  # a bad option leaves no folder
     # Every device is a SuperNode that registers when the engine starts: wait
     # for all of them before round 1, so that round 1 never samples a subset.
@@ -204,7 +326,12 @@ def simulate(cfg: Mapping[str, object], *, verbose: bool = False) -> dict[str, o
     if cfg["strategy"] == "central":
         summary = run_central(cfg, devices)
     else:
-        run_flower(cfg, num_supernodes=len(devices.ids), verbose=verbose)
+        try:
+            run_flower(cfg, num_supernodes=len(devices.ids), verbose=verbose)
+        except KeyboardInterrupt as exc:  # the partial run says so (fedotl report reads it as partial)
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"event": "interrupted", "signal": "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"}) + "\n")
+            raise
         path = out / "summary.json"
         if not path.exists():
             raise RuntimeError(f"the ServerApp wrote no summary to {path}; rerun with --verbose to see Flower's log")
