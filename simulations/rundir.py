@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,8 +21,11 @@ def default_run_dir(kind: str) -> Path:
     return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_run_dir(path: str | Path, flag: str = "--out") -> Path:
+def prepare_run_dir(path: str | Path, flag: str = "--out", *, fresh: bool = False, force: bool = False) -> Path:
     """``path`` made (with its parents) and checked writable; a ValueError naming ``flag`` if not.
+
+    ``fresh``: the folder must also be empty, so that an earlier run is never overwritten,
+    unless ``force``, which empties it first.
 
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "a-file"
@@ -34,6 +38,12 @@ def prepare_run_dir(path: str | Path, flag: str = "--out") -> Path:
     root = Path(path).expanduser()
     if root.exists() and not root.is_dir():
         raise ValueError(f"{flag} {root}: is a file, not a folder")
+    if fresh and root.is_dir() and any(root.iterdir()):
+        if not force:
+            n = sum(1 for _ in root.iterdir())
+            raise ValueError(f"{flag} {root}: holds an earlier run ({n} entries); choose another folder, or pass --force to replace it")
+        for entry in root.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".fedotl-write-test.{os.getpid()}"
@@ -45,7 +55,7 @@ def prepare_run_dir(path: str | Path, flag: str = "--out") -> Path:
 
 
 @contextlib.contextmanager
-def run_dir(path: str | Path, flag: str = "--out") -> Iterator[Path]:
+def run_dir(path: str | Path, flag: str = "--out", *, fresh: bool = False, force: bool = False) -> Iterator[Path]:
     """:func:`prepare_run_dir`, and on failure the folder removed if this run made it and left it empty.
 
     >>> import tempfile, pathlib
@@ -60,7 +70,7 @@ def run_dir(path: str | Path, flag: str = "--out") -> Iterator[Path]:
     """
     wanted = Path(path).expanduser().absolute()
     made = [p for p in (wanted, *wanted.parents) if not p.exists()]  # what this run creates, deepest first
-    root = prepare_run_dir(path, flag)
+    root = prepare_run_dir(path, flag, fresh=fresh, force=force)
     try:
         yield root
     except BaseException:

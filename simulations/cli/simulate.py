@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from fedotl.client.config import DEFAULTS, key, parse_value
@@ -39,6 +40,13 @@ FLAGS: dict[str, str] = {
     "--pretrain-epochs": "pretrain-epochs",
     "--window": "window-seconds",
     "--eval-every": "eval-every",
+    "--aggregation": "aggregation",
+    "--trim-fraction": "trim-fraction",
+    "--byzantine-fraction": "byzantine-fraction",
+    "--fraction-train": "fraction-train",
+    "--attack": "attack",
+    "--attackers": "attackers",
+    "--attack-scale": "attack-scale",
     "--dp": "dp",
     "--dp-noise": "dp-noise-multiplier",
     "--dp-clip": "dp-clipping-norm",
@@ -63,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-nodes", type=positive_int, default=None, metavar="N", help="Flower's minimum nodes sampled for training and evaluation per round (default 2; the simulation always waits for every device before round 1)")
     p.add_argument("--mu", type=config_value("proximal-mu"), default=None, help=f"proximal weight of the strategy run: proximal-mu for fedprox (default {DEFAULTS['proximal-mu']}), fedhealth-proximal-mu for fedhealth (default {DEFAULTS['fedhealth-proximal-mu']})")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default runs/<strategy>-<time>)")
+    p.add_argument("--force", action="store_true", help="replace an earlier run in RUN_DIR (without it, a folder that is not empty is refused)")
     p.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see fedotl/client/config.py)")
     p.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -105,10 +114,14 @@ def write_report(summary: dict, cfg: dict) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from fedotl.simulations.federated import simulate
+    from fedotl.simulations.federated import Terminated, simulate
 
     cfg = config_from_args(args)
-    summary = simulate(cfg, verbose=args.verbose)
+    try:
+        summary = simulate(cfg, verbose=args.verbose, force=args.force)
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     write_report(summary, cfg)
     if args.json:
         print(json.dumps(summary))

@@ -1,0 +1,31 @@
+"""Run directories: an earlier run is never overwritten without --force."""
+
+from __future__ import annotations
+
+import pytest
+
+from fedotl.simulations.cli import main
+from fedotl.simulations.rundir import prepare_run_dir
+
+
+def test_a_folder_holding_a_run_is_refused_unless_forced(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "a.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"holds an earlier run \(2 entries\).*--force"):
+        prepare_run_dir(tmp_path, fresh=True)
+    assert (tmp_path / "summary.json").exists()  # untouched
+    assert prepare_run_dir(tmp_path, fresh=True, force=True) == tmp_path.resolve()
+    assert list(tmp_path.iterdir()) == []
+    assert prepare_run_dir(tmp_path, fresh=True) == tmp_path.resolve()  # empty is fine
+
+
+def test_simulate_refuses_an_earlier_run_before_any_work(tmp_path, capsys, synth_dsads):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"event": "start"}\n')
+    rc = main(["simulate", "--dataset", "dsads", str(synth_dsads), "--rounds", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds an earlier run" in err and "--force" in err
+    assert (out / "metrics.jsonl").read_text() == '{"event": "start"}\n'
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl"]
