@@ -149,10 +149,14 @@ class RunRecorder:
     def event(self, name: str, **fields) -> None:
         self.write({"event": name, **fields})
 
-    def failure(self, server_round: int, stage: str, node_id: int, reason: str) -> None:
-        rec = {"round": server_round, "stage": stage, "node_id": int(node_id), "reason": short_reason(reason)}
+    def failure(self, server_round: int, stage: str, node_id: int, reason: str, client: str | None = None) -> None:
+        """One line naming the device (``client``, subject/position) when known, else the node id."""
+        rec: dict[str, object] = {"round": server_round, "stage": stage, "node_id": int(node_id), "reason": short_reason(reason)}
+        if client:
+            rec["client"] = client
         self.failures.append(rec)
-        self.say(f"round {server_round}: node {node_id} failed in {stage}: {rec['reason'][:160]}")
+        who = f"device {client}" if client else f"node {node_id}"
+        self.say(f"round {server_round}: {who} failed in {stage}: {str(rec['reason'])[:160]}")
 
     def round_started(self, server_round: int) -> None:
         self._round_t0[server_round] = time.perf_counter()

@@ -117,11 +117,17 @@ class _Tracked:
         self._sent[(server_round, stage)] = {m.metadata.dst_node_id for m in messages}
         return messages
 
+    def _failed(self, server_round: int, stage: str, node: int, reason: str) -> None:
+        """A failure, named by the device (subject/position) once the node has said which it is."""
+        self.recorder.failure(server_round, stage, node, reason, client=self.node_client.get(node))
+
     def _usable(self, server_round: int, stage: str, replies: Iterable[Message]) -> list[Message]:
         replies = list(replies)
         valid, errors = split_replies(replies)
+        for m in valid:  # learn who is who first, so that this round's failures can be named
+            self.node_client[m.metadata.src_node_id] = reply_client(m)[1]
         for m in errors:
-            self.recorder.failure(server_round, stage, m.metadata.src_node_id, str(m.error.reason))
+            self._failed(server_round, stage, m.metadata.src_node_id, str(m.error.reason))
         for m in valid:
             pid, cid = reply_client(m)
             self.node_client[m.metadata.src_node_id] = cid
@@ -131,7 +137,7 @@ class _Tracked:
                 self.clients[cid] = {"subject": str(rec.get("subject", "")), "position": str(rec.get("position", ""))}
         answered = {m.metadata.src_node_id for m in replies}
         for node in sorted(self._sent.pop((server_round, stage), set()) - answered):
-            self.recorder.failure(server_round, stage, node, "no reply within round-timeout")
+            self._failed(server_round, stage, node, "no reply within round-timeout")
         return valid
 
     def evaluates_in(self, server_round: int) -> bool:
@@ -149,9 +155,9 @@ class _Tracked:
         for m in replies:
             arrays = m.content.array_records.get(REC_ARRAYS)
             if _metrics(m).get(METRIC_NON_FINITE):
-                self.recorder.failure(server_round, "train", m.metadata.src_node_id, "the device rejected its non-finite training step")
+                self._failed(server_round, "train", m.metadata.src_node_id, "the device rejected its non-finite training step")
             elif arrays is not None and not all(np.isfinite(a.numpy()).all() for a in arrays.values()):
-                self.recorder.failure(server_round, "train", m.metadata.src_node_id, "non-finite update refused")
+                self._failed(server_round, "train", m.metadata.src_node_id, "non-finite update refused")
             else:
                 keep.append(m)
         return keep

@@ -187,3 +187,16 @@ def test_non_finite_updates_are_refused_and_counted():
     assert reasons == [(7, "non-finite update refused"), (8, "non-finite update refused"), (9, "the device rejected its non-finite training step")]
     assert s.recorder._train[1]["replies"] == 1
     assert s.aggregate_train(2, [reply(7, 0, 10, rec(w=[np.nan]))]) == (None, None)  # none left: the previous model stays
+
+
+def test_failures_name_the_device_once_its_node_has_said_which_it_is():
+    import io
+
+    s = tracked(TrackedFedAvg)
+    s.recorder.progress, s.recorder.stream = True, io.StringIO()
+    s.aggregate_train(1, [reply(7, 0, 10, rec(w=[1.0])), reply(8, 1, 10, rec(w=[2.0]))])
+    s.aggregate_train(2, [reply(7, 0, 10, rec(w=[1.0])), failed(8)])
+    s.aggregate_train(3, [reply(7, 0, 10, rec(w=[1.0])), failed(99)])  # never replied: only its node id is known
+    assert [(f["round"], f.get("client")) for f in s.recorder.failures] == [(2, "c1"), (3, None)]
+    lines = s.recorder.stream.getvalue().splitlines()
+    assert lines == ["[test] round 2: device c1 failed in train: boom", "[test] round 3: node 99 failed in train: boom"]
