@@ -140,6 +140,7 @@ KEYS: tuple[Key, ...] = (
     Key("round-timeout", 3600.0, "seconds a round waits for replies", positive=True),
     Key("eval-every", 1, "evaluate every K rounds (and the last)", minimum=1),
     Key("out-dir", "", "run directory the ServerApp writes (absolute under flwr run)"),
+    Key("resume", False, "continue the run in out-dir from its last checkpoint (fedavg, fedprox, fedhealth over fedavg; see fedotl/server/checkpoint.py)"),
     Key("progress", True, "progress bar of the rounds"),
     # ---------------------------------------------------------------- privacy
     Key("dp", "none", "Flower's central DP with fixed clipping", choices=DP_MODES),
@@ -281,5 +282,11 @@ def check_rules(c: RunConfig) -> None:
             raise ValueError(f"aggregation={c.aggregation} replaces the mean of whole updates; it does not apply to {what}")
         if c.secagg:
             raise ValueError(f"aggregation={c.aggregation} needs each update; secagg reveals only their sum")
+    if c.resume:
+        if not c.plain_mean:
+            what = f"fedhealth with {c.fedhealth_aggregation} aggregation" if c.strategy == "fedhealth" else c.strategy
+            raise ValueError(f"{what} keeps per-node state that does not survive a run, so it cannot resume")
+        if not c.out_dir:
+            raise ValueError("resume needs out-dir, the run directory that holds the checkpoint")
     if c.attack != "none" and not c.attack_partition_list and not c.attackers > 0:  # type: ignore[operator]
         raise ValueError(f"attack={c.attack} needs attackers (a share of the devices) or attack-partitions")

@@ -112,7 +112,7 @@ def short_reason(reason: str) -> str:
 class RunRecorder:
     """Collects per-round results; writes JSONL, models and the summary."""
 
-    def __init__(self, out_dir: str | None, strategy: str, num_rounds: int, *, progress: bool = True, stream=None):
+    def __init__(self, out_dir: str | None, strategy: str, num_rounds: int, *, progress: bool = True, stream=None, resume: bool = False):
         self.out = Path(out_dir) if out_dir else None
         self.strategy = strategy
         self.num_rounds = num_rounds
@@ -129,7 +129,21 @@ class RunRecorder:
         self.labels: list[str] | None = None  # class names, by class index (from the nodes' describe record)
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "metrics.jsonl").write_text("")
+            if not resume:  # a resumed run continues the file (fedotl.server.checkpoint.cut_metrics)
+                (self.out / "metrics.jsonl").write_text("")
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint_state(self) -> dict[str, object]:
+        """What :func:`fedotl.server.checkpoint.save_checkpoint` keeps of this recorder."""
+        return {"history": self.history, "failures": self.failures, "last_eval": self.last_eval, "labels": self.labels, "extra": self.extra}
+
+    def restore(self, state: Mapping[str, object]) -> None:
+        """Continue from a checkpoint's :meth:`checkpoint_state`."""
+        self.history = list(state.get("history", []))  # type: ignore[call-overload]
+        self.failures = list(state.get("failures", []))  # type: ignore[call-overload]
+        self.last_eval = dict(state.get("last_eval", {}))  # type: ignore[call-overload]
+        self.labels = state.get("labels")  # type: ignore[assignment]
+        self.extra.update(state.get("extra", {}))  # type: ignore[call-overload]
 
     # ------------------------------------------------------------ writing
     def write(self, record: Mapping[str, object]) -> None:

@@ -23,7 +23,7 @@ from logging import INFO, WARNING
 from typing import Mapping
 
 import numpy as np
-from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, DifferentialPrivacyServerSideFixedClipping
 from flwr.supercore import log
@@ -32,6 +32,7 @@ import fedotl
 from fedotl.client.config import RunConfig
 from fedotl.client.protocol import MSG_INFO, REC_CONFIG, REC_DESCRIBE
 from fedotl.client.records import arrays_to_record, record_to_arrays
+from fedotl.server.checkpoint import cut_metrics, load_checkpoint, save_checkpoint
 from fedotl.server.report import RunRecorder, honest_summary
 from fedotl.server.strategies import FedAP, FedBN, FedHealth, FedHealthAP, FedHealthBN, LocalOnly, TrackedFedAvg, TrackedFedProx
 
@@ -155,34 +156,53 @@ def run_server(grid: Grid, values: Mapping[str, object]) -> dict[str, object]:
     np.random.seed(int(s.seed) % (2**32))
     rounds = int(s.num_server_rounds)
     log(INFO, "fedotl %s (%s)", fedotl.__version__, fedotl.__file__)
-    recorder = RunRecorder(str(s.out_dir) or None, str(s.strategy), rounds, progress=bool(s.progress))
+    done, resumed, state = 0, None, {}
+    if s.resume:
+        done, resumed, state = load_checkpoint(str(s.out_dir))
+        cut_metrics(str(s.out_dir), done)
+    recorder = RunRecorder(str(s.out_dir) or None, str(s.strategy), rounds, progress=bool(s.progress), resume=bool(s.resume))
+    recorder.restore(state)
     # The first message also starts the node's ClientApp process (torch, Flower), which
     # can take longer than a short round timeout on a loaded machine.
     info = query_info(grid, timeout=max(float(s.round_timeout), 120.0), min_nodes=int(s.min_available_nodes))
     if info.get("describe"):
         recorder.labels = [str(v) for v in info["describe"].get("labels", [])]  # type: ignore[union-attr]
     model = build_model(str(s.model), info["n_inputs"], info["n_classes"], seed=int(s.seed), width=int(s.model_width), bottleneck=int(s.bottleneck))  # type: ignore[arg-type]
-    recorder.event("start", config=dict(values), nodes=info["nodes"], params=count_params(model), fedotl=fedotl.__version__)
+    if resumed is not None:
+        recorder.event("resume", from_round=done, nodes=info["nodes"])
+        recorder.say(f"resuming after round {done} of {rounds} from {s.out_dir}/checkpoint.npz")
+    else:
+        recorder.event("start", config=dict(values), nodes=info["nodes"], params=count_params(model), fedotl=fedotl.__version__)
     recorder.say(f"{info['nodes']} nodes, model {s.model} with {count_params(model):,} parameters, {rounds} rounds")
 
     server_X = server_y = None
     if s.data_dir and cloud_dirs(str(s.data_dir)) and s.strategy in ("fedhealth", "fedap"):
-        t0 = time.perf_counter()
         server_X, server_y = load_cloud(str(s.data_dir), representation_of(str(s.model)))
+    if server_X is not None and resumed is None:  # a resumed run's checkpoint holds the pretrained model
+        t0 = time.perf_counter()
         fit = train_local(model, server_X, server_y, train_settings(s, "pretrain"), seed=derive_seed(s.seed, "cloud-pretrain"))
         seconds = time.perf_counter() - t0
         recorder.extra["pretrain_seconds"] = round(seconds, 4)
         recorder.event("pretrain", windows=int(len(server_y)), epochs=s.pretrain_epochs, loss=fit["loss"], accuracy=fit["accuracy"], seconds=seconds)
         recorder.say(f"cloud model pretrained on {len(server_y)} server-held windows in {seconds:.1f} s")
 
-    initial = arrays_to_record(get_arrays(model))
+    initial = arrays_to_record(resumed if resumed is not None else get_arrays(model))
     strategy = build_strategy(s, shared_keys(model), recorder, pretrained=server_X is not None)
+    strategy.round_offset = done
     runner = wrap_privacy(strategy, s, info["nodes"])  # type: ignore[arg-type]
     if s.secagg:
         grid = secagg_grid(s, grid)
     # Every setting reaches the nodes through the run config: the train config stays empty.
-    result = runner.start(grid=grid, initial_arrays=initial, num_rounds=rounds, timeout=float(s.round_timeout), train_config=ConfigRecord())
-    final = result.arrays if len(result.arrays) else initial
+    def checkpoint(server_round: int, arrays: ArrayRecord) -> None:
+        """Flower calls this at the end of every round (and with round 0 before the first)."""
+        if recorder.out is not None and server_round > 0:
+            save_checkpoint(recorder.out, done + server_round, record_to_arrays(arrays), recorder.checkpoint_state())
+
+    final = initial
+    if rounds > done:
+        result = runner.start(grid=grid, initial_arrays=initial, num_rounds=rounds - done, timeout=float(s.round_timeout),
+                              train_config=ConfigRecord(), evaluate_fn=checkpoint)
+        final = result.arrays if len(result.arrays) else initial
 
     if s.strategy == "fedhealth":
         server_cov = None

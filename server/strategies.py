@@ -93,6 +93,7 @@ class _Tracked:
     """Mixin placed before a Flower strategy class in the MRO."""
 
     recorder: RunRecorder
+    round_offset: int = 0  # rounds done before this start() (a resumed run, fedotl.server.checkpoint)
     min_replies: int
     eval_every: int
     num_rounds: int
@@ -145,6 +146,7 @@ class _Tracked:
 
     # -------------------------------------------------------------- train
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        server_round += self.round_offset
         self.recorder.round_started(server_round)
         return self._note_sent(server_round, "train", super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
 
@@ -163,6 +165,7 @@ class _Tracked:
         return keep
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round += self.round_offset
         valid = self._finite(server_round, self._usable(server_round, "train", replies))
         usable = [m for m in valid if _num_examples(m, self.weighted_by_key) > 0]  # type: ignore[attr-defined]
         if len(usable) < self.min_replies:
@@ -184,11 +187,13 @@ class _Tracked:
 
     # -------------------------------------------------------------- evaluate
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        server_round += self.round_offset
         if not self.evaluates_in(server_round):
             return []
         return self._note_sent(server_round, "evaluate", super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        server_round += self.round_offset
         replies = list(replies)
         valid = self._usable(server_round, "evaluate", replies)
         per_client = {}

@@ -310,11 +310,13 @@ def run_central(cfg: Mapping[str, object], devices: DeviceSet) -> dict[str, obje
 def simulate(cfg: Mapping[str, object], *, verbose: bool = False, force: bool = False) -> dict[str, object]:
     """Run one experiment (federated through Flower, or central); return its summary.
 
-    The run directory must be new or empty; ``force`` replaces an earlier run in it."""
+    The run directory must be new or empty; ``force`` replaces an earlier run in it.  With
+    run config ``resume`` it must hold the run, which continues from its checkpoint."""
     cfg = dict(cfg)
+    resume = bool(cfg.get("resume"))
     if cfg.get("data-path") and cfg.get("dataset") != "synthetic":
         cfg["data-path"] = str(Path(str(cfg["data-path"])).resolve())
-    with run_dir(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"])))), fresh=True, force=force) as out:
+    with run_dir(str(cfg.get("out-dir") or default_run_dir(str(cfg.get("strategy", DEFAULTS["strategy"])))), fresh=not resume, force=force) as out:
         devices = check_config(cfg, None if cache_dir() is not None else out / "stores")  # a bad option leaves no folder
     # Every device is a SuperNode that registers when the engine starts: wait
     # for all of them before round 1, so that round 1 never samples a subset.

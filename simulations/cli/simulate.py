@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one Flower SuperNode per device, each evaluated on its own later windows.",
     )
     add_dataset_args(p)
+    for action in p._actions:  # --resume RUN_DIR reads the dataset from the run's own config
+        if action.dest == "dataset":
+            action.required = False
+        elif action.dest == "path":
+            action.nargs = "?"
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, with its own run config (fedavg, fedprox, fedhealth)")
     add_key_flags(p, FLAGS)
     for flag, name in SWITCHES.items():
         p.add_argument(flag, dest=name, action="store_const", const=not key(name).default, default=None, help=f"{key(name).help} ({'off' if key(name).default else 'on'})")
@@ -78,8 +84,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_simulate)
 
 
+def resume_config(run: str) -> dict[str, object]:
+    """The run config of an interrupted run, set to resume from its checkpoint."""
+    path = Path(run) / "run_config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"--resume {run}: no run_config.json there, so not a run of fedotl simulate") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    cfg["resume"] = True
+    cfg["out-dir"] = str(Path(run).resolve())
+    return cfg
+
+
 def config_from_args(args: argparse.Namespace) -> dict[str, object]:
     from fedotl.simulations.federated import make_config
+
+    if args.resume is not None:
+        return resume_config(args.resume)
+    if args.dataset is None or args.path is None:
+        raise ValueError("simulate needs --dataset D PATH, or --resume RUN_DIR")
 
     cfg = make_config(progress=True, out_dir=args.out or "")
     cfg["share-heads"] = bool(args.share_heads)  # on in simulation: the run can then serve new users
