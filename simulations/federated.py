@@ -30,6 +30,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Mapping
@@ -237,7 +238,8 @@ def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_clien
     is one ``killpg``: a first Ctrl-C (``KeyboardInterrupt``) or SIGTERM (:class:`Terminated`)
     stops the whole group at once (:func:`stop_group`) and removes Ray's temporary
     folder.  If this process dies by SIGKILL, the child sees it go and kills its
-    group, and the next run sweeps any rest (:func:`sweep_leftovers`).  The child's output goes to stderr, so ``--json`` stays clean.
+    group, and the next run sweeps any rest (:func:`sweep_leftovers`).  The child's
+    output goes to stderr, so ``--json`` stays clean.
     """
     import signal
     import subprocess
@@ -255,7 +257,7 @@ def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_clien
     def on_term(signum, frame):
         raise Terminated()
 
-    main_thread = __import__("threading").current_thread() is __import__("threading").main_thread()
+    main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live only there
     previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
     try:
         rc = proc.wait()
