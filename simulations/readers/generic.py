@@ -22,7 +22,9 @@ given (``--rate`` on the CLI), else derived from the timestamps (median step).
 
 Missing values: empty cells or ``NaN`` in a channel are linearly interpolated
 within their recording, with a warning giving the count.  A text cell in a
-channel column is an error naming the file and line.
+channel column is an error naming the file and line, and so are an infinite value
+(``inf``, or a number beyond float32's range, such as ``1e308``) and a column name
+that appears twice in the header.
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ class _Table:
         if not rows:
             raise DataFormatError("file is empty (a header row is required)", path=str(f))
         header = [h.strip() for h in rows[0]]
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:  # which of the two would be the channel is a guess: refuse it
+            raise DataFormatError(f"column(s) {repeated} appear more than once in the header", path=str(f), line=1)
         missing = [c for c in ("subject", "label") if c not in header]
         if missing:
             raise DataFormatError(f"missing required column(s) {missing}; header is {header}", path=str(f), line=1)
@@ -119,12 +124,18 @@ class _Table:
         arr = np.array(col, dtype=object)
         arr[np.char.strip(arr.astype(str)) == ""] = "nan"
         try:
-            return arr.astype(np.float64)
+            values = arr.astype(np.float64)
         except ValueError:
             for i, v in enumerate(col):
                 if v.strip() and not _is_number(v):
                     raise DataFormatError(f"non-numeric value {v!r} in column {name!r}", path=str(self.path), line=i + 2) from None
             raise
+        # NaN is a missing value (interpolated); inf, or a value beyond float32 (what channels are kept as), is a broken one
+        broken = np.flatnonzero(np.abs(np.nan_to_num(values, nan=0.0)) > np.finfo(np.float32).max)
+        if broken.size:
+            i = int(broken[0])
+            raise DataFormatError(f"infinite or out-of-range value {col[i]!r} in column {name!r}", path=str(self.path), line=i + 2)
+        return values
 
 
 def _is_number(s: str) -> bool:

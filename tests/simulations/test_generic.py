@@ -96,3 +96,24 @@ def test_truncated_gzip_and_missing_path(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataFormatError, match="no .csv"):
         generic.read(tmp_path / "empty")
+
+
+def test_a_repeated_column_name_is_refused_with_file_and_line(tmp_path):
+    f = _write(tmp_path, "subject,label,ax,ax\ns,a,1,2\ns,a,1,2\n")
+    with pytest.raises(DataFormatError, match=r"x\.csv.*line 1.*\['ax'\] appear more than once"):
+        generic.read(f, rate_hz=1, cache=False)
+
+
+def test_the_cli_prints_a_data_warning_as_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    f = _write(tmp_path, "subject,label,v\n" + "".join(f"s,{'ab'[i // 10]},{'' if i == 3 else i}\n" for i in range(20)))
+    r = subprocess.run([sys.executable, "-m", "fedotl.simulations.cli", "data", "info", "--dataset", "generic", str(f), "--rate", "1"],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+                       env={**os.environ, "FEDOTL_CACHE_DIR": str(tmp_path / "cache")}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if line.strip()]
+    assert warned == [f"warning: {f}: interpolated 1 missing channel values"], r.stderr
