@@ -25,7 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:
+    """Every warning as one ``warning: ...`` line on stderr (no source file, no code line)."""
+    print(f"warning: {message}", file=file if file is not None else sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    with warnings.catch_warnings():  # restored on return: main() may run inside a larger program
+        warnings.showwarning = one_line_warnings  # one formatter for every warning the commands give
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
