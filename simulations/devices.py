@@ -241,5 +241,14 @@ def write_devices(devs: Devices, root: Path | None = None) -> DeviceSet:
 
 
 def prepare_devices(cfg: Mapping[str, object], root: Path | None = None) -> DeviceSet:
-    """The device stores of ``cfg``'s harness keys, written once (see :func:`write_devices`)."""
-    return write_devices(build_devices(cfg if isinstance(cfg, RunConfig) else RunConfig(cfg)), root)
+    """The device stores of ``cfg``'s harness keys, written once (see :func:`write_devices`).
+
+    A dataset whose devices hold fewer than two classes is refused, naming it, before any store is written:
+    nothing could be learnt from it."""
+    c = cfg if isinstance(cfg, RunConfig) else RunConfig(cfg)
+    devs = build_devices(c)
+    present = np.unique(np.concatenate([d.y for d in devs.devices])) if devs.devices else np.array([], dtype=np.int64)
+    if len(present) < 2:
+        names = [str(devs.labels[int(i)]) if devs.labels and int(i) < len(devs.labels) else str(int(i)) for i in present]
+        raise ValueError(f"{c.data_path}: the devices' windows hold {len(present)} class(es) {names}; training needs at least two")
+    return write_devices(devs, root)

@@ -29,3 +29,13 @@ def test_simulate_refuses_an_earlier_run_before_any_work(tmp_path, capsys, synth
     assert rc == 2 and "holds an earlier run" in err and "--force" in err
     assert (out / "metrics.jsonl").read_text() == '{"event": "start"}\n'
     assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl"]
+
+
+def test_a_single_class_dataset_is_refused_before_any_store_or_run_folder(tmp_path, capsys):
+    f = tmp_path / "one_class.csv"
+    f.write_text("subject,label,ax\n" + "".join(f"{'uv'[i % 2]},walk,{i % 7}\n" for i in range(400)))
+    out = tmp_path / "run"
+    rc = main(["simulate", "--dataset", "generic", str(f), "--rate", "10", "--rounds", "1", "--clients-by", "subject", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{f}: the devices' windows hold 1 class(es) ['walk']; training needs at least two" in err, err
+    assert not out.exists()
