@@ -41,7 +41,7 @@ def prepare_run_dir(path: str | Path, flag: str = "--out", *, fresh: bool = Fals
     if fresh and root.is_dir() and any(root.iterdir()):
         if not force:
             n = sum(1 for _ in root.iterdir())
-            raise ValueError(f"{flag} {root}: holds an earlier run ({n} entries); choose another folder, or pass --force to replace it")
+            raise ValueError(f"{flag} {root}: is not empty ({n} entries, perhaps an earlier run); choose another folder, or pass --force to replace it")
         for entry in root.iterdir():
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     try:

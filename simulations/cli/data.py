@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--subjects", type=positive_int, default=4, help="number of subjects (default 4)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--force", action="store_true", help="replace what OUT holds (without it, a folder that is not empty is refused)")
     synth.add_argument("--json", action="store_true", help="print one JSON object")
     synth.set_defaults(func=cmd_synth)
 
@@ -83,8 +84,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from fedotl.simulations.readers import writer
+    from fedotl.simulations.rundir import prepare_run_dir
 
-    files = writer(args.dataset)(Path(args.out), n_subjects=args.subjects, seed=args.seed)
+    out = prepare_run_dir(args.out, fresh=True, force=args.force)  # never mixed into, or over, other files
+    files = writer(args.dataset)(out, n_subjects=args.subjects, seed=args.seed)
     if args.json:
         print(json.dumps({"dataset": args.dataset, "out": str(args.out), "files": len(files)}))
     else:

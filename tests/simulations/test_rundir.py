@@ -12,7 +12,7 @@ def test_a_folder_holding_a_run_is_refused_unless_forced(tmp_path):
     (tmp_path / "summary.json").write_text("{}")
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "a.png").write_bytes(b"x")
-    with pytest.raises(ValueError, match=r"holds an earlier run \(2 entries\).*--force"):
+    with pytest.raises(ValueError, match=r"is not empty \(2 entries.*--force"):
         prepare_run_dir(tmp_path, fresh=True)
     assert (tmp_path / "summary.json").exists()  # untouched
     assert prepare_run_dir(tmp_path, fresh=True, force=True) == tmp_path.resolve()
@@ -26,7 +26,7 @@ def test_simulate_refuses_an_earlier_run_before_any_work(tmp_path, capsys, synth
     (out / "metrics.jsonl").write_text('{"event": "start"}\n')
     rc = main(["simulate", "--dataset", "dsads", str(synth_dsads), "--rounds", "1", "--out", str(out)])
     err = capsys.readouterr().err
-    assert rc == 2 and "holds an earlier run" in err and "--force" in err
+    assert rc == 2 and "is not empty" in err and "--force" in err
     assert (out / "metrics.jsonl").read_text() == '{"event": "start"}\n'
     assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl"]
 
@@ -39,3 +39,12 @@ def test_a_single_class_dataset_is_refused_before_any_store_or_run_folder(tmp_pa
     err = capsys.readouterr().err
     assert rc == 2 and f"{f}: the devices' windows hold 1 class(es) ['walk']; training needs at least two" in err, err
     assert not out.exists()
+
+
+def test_data_synth_refuses_a_folder_with_files_unless_forced(tmp_path, capsys):
+    keep = tmp_path / "mine.txt"
+    keep.write_text("not synthetic")
+    assert main(["data", "synth", "--dataset", "generic", "--out", str(tmp_path), "--subjects", "1"]) == 2
+    assert "is not empty" in capsys.readouterr().err and keep.read_text() == "not synthetic"
+    assert main(["data", "synth", "--dataset", "generic", "--out", str(tmp_path), "--subjects", "1", "--force"]) == 0
+    assert not keep.exists() and any(tmp_path.iterdir())
