@@ -95,10 +95,12 @@ def stdout_to_stderr():
 
 @contextlib.contextmanager
 def quiet_flower(verbose: bool):
+    """Flower's log only with ``--verbose``.  Without it a node's failure is the recorder's one line
+    naming the device (its traceback, which Flower logs as an error, is behind ``--verbose``)."""
     logger = logging.getLogger("flwr")
     level = logger.level
     if not verbose:
-        logger.setLevel(logging.ERROR)
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:

@@ -301,3 +301,14 @@ def test_sign_flip_attackers_break_the_mean_and_the_median_withstands_them(data,
     assert runs["median"]["aggregation"]["rule"] == "median" and "aggregation" not in runs["mean"]
     # sign-flip at 10× breaks the example-weighted mean; the coordinate-wise median keeps learning
     assert runs["median"]["attack"]["global_mean_accuracy"] > runs["mean"]["attack"]["global_mean_accuracy"] + 0.05
+
+
+@pytest.mark.slow
+def test_a_device_failure_is_one_line_naming_the_device_without_a_traceback(fedhealth_cli):
+    import re
+
+    r, _ = fedhealth_cli
+    assert r.returncode == 0, r.stderr[-3000:]
+    failed = [line for line in r.stderr.splitlines() if "failed in" in line]
+    assert len(failed) == 1 and re.fullmatch(r"\[fedhealth\] round 2: device p\d/[A-Z]{1,2} failed in train: .*injected failure of partition 1 in round 2", failed[0]), failed
+    assert "Traceback" not in r.stderr and "ERROR" not in r.stderr and "File \"" not in r.stderr, r.stderr[-3000:]
