@@ -130,6 +130,9 @@ def build_task(
                 "choose positions with matching sensors (e.g. --target-position RA --source-position hand)"
             )
     ws_t, Xt = domain_features(tview, window_s, stride_s)
+    if len(np.unique(ws_t.y)) < 2:  # every learner would be right on every window: a 0.000 that means nothing
+        raise ValueError(f"{ds.source or ds.name}: target {target_subject}'s windows hold {len(np.unique(ws_t.y))} class(es); "
+                         "an online learner needs at least two")
     prefix = f"{src.name}:" if cross_dataset else ""
     sources = source_set(sview, source_subjects, window_s, stride_s, prefix, source_position)
     Xt = sources.standardize(Xt)

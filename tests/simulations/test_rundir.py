@@ -1,4 +1,4 @@
-"""Run directories: an earlier run is never overwritten without --force."""
+"""Refused before any work: an earlier run (without --force), a folder with other files, an untrainable single-class dataset."""
 
 from __future__ import annotations
 
@@ -48,3 +48,11 @@ def test_data_synth_refuses_a_folder_with_files_unless_forced(tmp_path, capsys):
     assert "is not empty" in capsys.readouterr().err and keep.read_text() == "not synthetic"
     assert main(["data", "synth", "--dataset", "generic", "--out", str(tmp_path), "--subjects", "1", "--force"]) == 0
     assert not keep.exists() and any(tmp_path.iterdir())
+
+
+def test_stream_refuses_a_single_class_target_naming_the_file(tmp_path, capsys):
+    f = tmp_path / "one_class.csv"
+    f.write_text("subject,label,ax\n" + "".join(f"{'uv'[i // 200]},walk,{i % 7}\n" for i in range(400)))
+    rc = main(["stream", "--dataset", "generic", str(f), "--rate", "10", "--target-subject", "u"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "windows hold 1 class(es); an online learner needs at least two" in err and str(f) in err, err
