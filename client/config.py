@@ -258,6 +258,11 @@ def parse_subjects(text: str | None) -> tuple[str, ...]:
     return tuple(s.strip() for s in str(text).split(",") if s.strip())
 
 
+def strategy_words(c: RunConfig) -> str:
+    """The strategy as an error names it (``fedhealth with fedbn aggregation``, ``fedap``)."""
+    return f"fedhealth with {c.fedhealth_aggregation} aggregation" if c.strategy == "fedhealth" else str(c.strategy)
+
+
 def check_rules(c: RunConfig) -> None:
     """The rules between keys (each key's own range is checked by :meth:`Key.check`)."""
     if not 0.0 < c.train_fraction < 1.0:  # type: ignore[operator]
@@ -272,19 +277,19 @@ def check_rules(c: RunConfig) -> None:
             raise ValueError(f"dp={c.dp} wraps one aggregate per round; it does not apply to {c.strategy}{where}")
     if c.secagg:
         if not c.plain_mean:
-            what = f"fedhealth with {c.fedhealth_aggregation} aggregation" if c.strategy == "fedhealth" else c.strategy
+            what = strategy_words(c)
             raise ValueError(f"secagg sums whole-model updates into one weighted mean; it does not apply to {what}")
         if c.dp == "server-fixed":
             raise ValueError("dp=server-fixed clips each update on the server, which secagg hides; use dp=client-fixed")
     if c.aggregation != "mean":
         if not c.plain_mean:
-            what = f"fedhealth with {c.fedhealth_aggregation} aggregation" if c.strategy == "fedhealth" else c.strategy
+            what = strategy_words(c)
             raise ValueError(f"aggregation={c.aggregation} replaces the mean of whole updates; it does not apply to {what}")
         if c.secagg:
             raise ValueError(f"aggregation={c.aggregation} needs each update; secagg reveals only their sum")
     if c.resume:
         if not c.plain_mean:
-            what = f"fedhealth with {c.fedhealth_aggregation} aggregation" if c.strategy == "fedhealth" else c.strategy
+            what = strategy_words(c)
             raise ValueError(f"{what} keeps per-node state that does not survive a run, so it cannot resume")
         if not c.out_dir:
             raise ValueError("resume needs out-dir, the run directory that holds the checkpoint")

@@ -29,6 +29,9 @@ examples never enter a weighted average (all-zero would divide by zero), a
 round with fewer than ``min_replies`` usable replies keeps the previous
 model, evaluation can be thinned to every ``eval_every`` rounds, and every
 round's per-client results go to the :class:`~fedotl.server.report.RunRecorder`.
+With run config ``aggregation`` other than ``mean``, the round's usable replies go to one of
+Flower's robust rules instead (:mod:`fedotl.server.robust`); ``round_offset`` shifts every
+round number of a resumed run (:mod:`fedotl.server.checkpoint`).
 """
 
 from __future__ import annotations
