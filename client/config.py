@@ -277,20 +277,17 @@ def check_rules(c: RunConfig) -> None:
             raise ValueError(f"dp={c.dp} wraps one aggregate per round; it does not apply to {c.strategy}{where}")
     if c.secagg:
         if not c.plain_mean:
-            what = strategy_words(c)
-            raise ValueError(f"secagg sums whole-model updates into one weighted mean; it does not apply to {what}")
+            raise ValueError(f"secagg sums whole-model updates into one weighted mean; it does not apply to {strategy_words(c)}")
         if c.dp == "server-fixed":
             raise ValueError("dp=server-fixed clips each update on the server, which secagg hides; use dp=client-fixed")
     if c.aggregation != "mean":
         if not c.plain_mean:
-            what = strategy_words(c)
-            raise ValueError(f"aggregation={c.aggregation} replaces the mean of whole updates; it does not apply to {what}")
+            raise ValueError(f"aggregation={c.aggregation} replaces the mean of whole updates; it does not apply to {strategy_words(c)}")
         if c.secagg:
             raise ValueError(f"aggregation={c.aggregation} needs each update; secagg reveals only their sum")
     if c.resume:
         if not c.plain_mean:
-            what = strategy_words(c)
-            raise ValueError(f"{what} keeps per-node state that does not survive a run, so it cannot resume")
+            raise ValueError(f"{strategy_words(c)} keeps per-node state that does not survive a run, so it cannot resume")
         if not c.out_dir:
             raise ValueError("resume needs out-dir, the run directory that holds the checkpoint")
     if c.attack != "none" and not c.attack_partition_list and not c.attackers > 0:  # type: ignore[operator]

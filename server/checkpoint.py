@@ -28,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from fedotl.client.storage import save_npz
+from fedotl.client.storage import atomic_write_text, save_npz
 
 CHECKPOINT = "checkpoint.npz"
 _META = "__meta__"
@@ -53,8 +53,6 @@ def load_checkpoint(out: str | Path) -> tuple[int, dict[str, np.ndarray], dict]:
 
 def cut_metrics(out: str | Path, last_round: int) -> None:
     """Keep ``metrics.jsonl``'s lines up to round ``last_round`` (and what came before round 1); drop the rest."""
-    from fedotl.client.storage import atomic_write_text
-
     path = Path(out) / "metrics.jsonl"
     keep = []
     for line in path.read_text().splitlines() if path.exists() else []:

@@ -184,7 +184,7 @@ class _Tracked:
     def _aggregate(self, server_round: int, replies: list[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Flower's FedAvg aggregation over the sorted, usable replies, or the robust rule of run config
         ``aggregation`` (:mod:`fedotl.server.robust`)."""
-        if getattr(self, "aggregation", "mean") != "mean":
+        if self.aggregation != "mean":
             return robust_aggregate(self.aggregation, server_round, replies, **self.robust_options)  # type: ignore[arg-type]
         return super().aggregate_train(server_round, replies)  # type: ignore[misc]
 

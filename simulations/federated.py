@@ -263,14 +263,11 @@ def run_flower(cfg: Mapping[str, object], num_supernodes: int, *, cpus_per_clien
     previous = signal.signal(signal.SIGTERM, on_term) if main_thread else None
     try:
         rc = proc.wait()
-    except BaseException:
-        stop_group(proc.pid)
-        proc.wait()
-        raise
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        stop_group(proc.pid)  # Ray processes that outlived their driver
+        stop_group(proc.pid)  # interrupted: the whole run; ended: any Ray process that outlived its driver
+        proc.wait()
         shutil.rmtree(ray_tmp, ignore_errors=True)
     if rc != 0:
         raise RuntimeError(f"the Flower simulation exited with status {rc}; rerun with --verbose to see Flower's and Ray's log")
