@@ -10,10 +10,13 @@ CSV (:class:`CsvInput`)
     A header line with a ``timestamp`` column, channel columns and an
     optional ``label`` column, in any order; then one row per sample.  Empty
     fields and ``nan`` are *missing values* (NaN); anything else that is not a
-    finite number is an :class:`InputError` that names the source, the line
+    finite number, or is beyond float32's range (``1e39``: the device keeps
+    float32 windows), is an :class:`InputError` that names the source, the line
     (1-based, counting every physical line, so the header is line 1 when it
-    comes first) and the field.  Timestamps must increase strictly.  Blank
-    lines and ``#`` comments are skipped.  The CSV is a recording a device
+    comes first) and the field.  Timestamps must increase strictly.  Column
+    names must be distinct and not empty.  Bytes that are not UTF-8 (a latin-1
+    or UTF-16 export) end the input with an :class:`InputError` at the line
+    reached.  Blank lines and ``#`` comments are skipped.  The CSV is a recording a device
     made itself, so a bad row is fatal: it is better to stop than to learn
     from a shifted column.  (MQTT, fed by a gateway, rejects bad messages
     and goes on instead: see :mod:`fedotl.client.mqtt_input`.)
@@ -52,6 +55,7 @@ __all__ = ["Sample", "SampleInput", "InputError", "CsvInput", "follow", "TIMESTA
 TIMESTAMP = "timestamp"
 LABEL = "label"
 _MISSING = frozenset({"", "nan", "+nan", "-nan"})  # lower-cased; float() reads all but "" as NaN
+_F32_MAX = float(np.finfo(np.float32).max)  # windows are float32: a larger value would become inf there
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -164,13 +168,16 @@ class CsvInput:
         """Read the header line (once; later calls return the same channels) and return the channel names."""
         if self._channels is not None:
             return self._channels
-        for raw in self._lines:
-            self._lineno += 1
-            text = raw.strip().lstrip("\ufeff").strip()  # a byte-order mark from a spreadsheet export
-            if text and not text.startswith("#"):
-                self._set_header([c.strip() for c in text.split(",")])
-                assert self._channels is not None
-                return self._channels
+        try:
+            for raw in self._lines:
+                self._lineno += 1
+                text = raw.strip().lstrip("\ufeff").strip()  # a byte-order mark from a spreadsheet export
+                if text and not text.startswith("#"):
+                    self._set_header([c.strip() for c in text.split(",")])
+                    assert self._channels is not None
+                    return self._channels
+        except UnicodeDecodeError as exc:
+            raise self._not_utf8(exc) from None
         raise InputError(self.source, self._lineno + 1, None, f"no header line (expected a header with a {TIMESTAMP!r} column)")
 
     def _set_header(self, cols: list[str]) -> None:
@@ -204,7 +211,7 @@ class CsvInput:
         li = cols.index(LABEL) if LABEL in cols else None
         idx = [cols.index(c) for c in channels]
         pick = itemgetter(*idx) if len(idx) > 1 else (lambda f: (f[idx[0]],))
-        isinf, array = math.isinf, np.array
+        array = np.array
 
         def bad_values(fields: list[str], lineno: int) -> list[float]:
             """The slow path: find the field to blame, or read missing values as NaN."""
@@ -220,8 +227,10 @@ class CsvInput:
                     v = float(text)
                 except ValueError:
                     raise InputError(source, lineno, name, f"{_clip(text)} is not a number") from None
-                if isinf(v):
+                if math.isinf(v):
                     raise InputError(source, lineno, name, f"{_clip(text)} is not a finite number")
+                if abs(v) > _F32_MAX:
+                    raise InputError(source, lineno, name, f"{_clip(text)} is out of range (beyond ±{_F32_MAX:.3g})")
                 out.append(v)
             return out
 
@@ -245,7 +254,8 @@ class CsvInput:
             strs = pick(fields)
             try:
                 vals = list(map(float, strs))
-                if any(map(isinf, vals)) or ("_" in text and any("_" in s for s in strs)):
+                # not (max <= F32_MAX): inf, out of range, or NaN (which the slow path reads as missing)
+                if not max(map(abs, vals)) <= _F32_MAX or ("_" in text and any("_" in s for s in strs)):
                     raise ValueError
             except ValueError:
                 vals = bad_values(fields, lineno)
@@ -261,12 +271,21 @@ class CsvInput:
         self.read_header()
         parse = self._parse
         assert parse is not None
-        for raw in self._lines:
-            self._lineno += 1
-            text = raw.strip()
-            if not text or text[0] == "#":
-                continue
-            yield parse(text, self._lineno)
+        try:
+            for raw in self._lines:
+                self._lineno += 1
+                text = raw.strip()
+                if not text or text[0] == "#":
+                    continue
+                yield parse(text, self._lineno)
+        except UnicodeDecodeError as exc:  # from the file or stdin being decoded as it is read
+            raise self._not_utf8(exc) from None
+
+    def _not_utf8(self, exc: UnicodeDecodeError) -> InputError:
+        # A text stream decodes ahead in chunks: the bad byte is on this line or a later one.
+        byte = exc.object[exc.start] if isinstance(exc.object, (bytes, bytearray)) else None
+        what = f" (byte {byte:#04x})" if byte is not None else ""
+        return InputError(self.source, self._lineno + 1, None, f"not UTF-8 text{what} at or after this line: save the input as UTF-8")
 
 
 def follow(path: str | os.PathLike[str], poll_s: float = 0.1, idle_timeout: float | None = None, stop: threading.Event | None = None) -> Iterator[str]:

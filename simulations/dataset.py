@@ -48,6 +48,14 @@ def _rebuild_error(cls, message, path, line):
     return cls(message, path=path, line=line)
 
 
+class DataWarning(UserWarning):
+    """A reader applied a documented data policy (NaN interpolated, rows dropped, a channel filled).
+
+    The message names the source and gives the counts; the ``fedotl`` command line prints it as
+    one ``warning: ...`` line.  Tests can ``pytest.warns(DataWarning)``.
+    """
+
+
 @dataclass(frozen=True)
 class Channel:
     """Description of one sensor column."""

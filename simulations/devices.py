@@ -70,6 +70,12 @@ class Devices:
     note: str = ""
     labels: tuple[str, ...] | None = None  # a name per class, when the dataset has them
 
+    def class_name(self, code: int) -> str:
+        """The dataset's name of class ``code`` (``labels`` follow ``classes``), else the code itself."""
+        if self.labels and code in self.classes:
+            return str(self.labels[self.classes.index(code)])
+        return str(code)
+
 
 @dataclass
 class DeviceSet:
@@ -249,6 +255,6 @@ def prepare_devices(cfg: Mapping[str, object], root: Path | None = None) -> Devi
     devs = build_devices(c)
     present = np.unique(np.concatenate([d.y for d in devs.devices])) if devs.devices else np.array([], dtype=np.int64)
     if len(present) < 2:
-        names = [str(devs.labels[int(i)]) if devs.labels and int(i) < len(devs.labels) else str(int(i)) for i in present]
+        names = [devs.class_name(int(code)) for code in present]
         raise ValueError(f"{c.data_path}: the devices' windows hold {len(present)} class(es) {names}; training needs at least two")
     return write_devices(devs, root)

@@ -3,7 +3,8 @@
 Every subcommand prints a readable table by default and exactly one JSON
 object on stdout with ``--json``.  A user's mistake (a bad path, a malformed
 file, an invalid option) ends with ``error: ...`` on stderr and exit status
-2, never a traceback.
+2, never a traceback.  Every warning (a reader's data policy, a library's
+notice) is one ``warning: ...`` line on stderr.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def one_line_warnings(message, category, filename, lineno, file=None, line=None) -> None:
-    """Every warning as one ``warning: ...`` line on stderr (no source file, no code line)."""
-    print(f"warning: {message}", file=file if file is not None else sys.stderr)
+    """Every warning as one ``warning: ...`` line on stderr (no source file, no code line, no category)."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())  # a multi-line message too
+    print(f"warning: {text}", file=file if file is not None else sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,13 @@ Each module knows one layout, both ways: ``read(path, **options)`` parses it
 into a :class:`~fedotl.simulations.dataset.HARDataset`, and
 ``write_synthetic(out, n_subjects, seed, **options)`` writes synthetic data
 in the same layout (for tests and the embedded demo).
+
+Every reader validates at the boundary: a file that breaks its layout raises
+:class:`~fedotl.simulations.dataset.DataFormatError` naming the file (and the
+line and column where there is one); a documented policy that changed the data
+(NaN interpolated, rows dropped) warns with a
+:class:`~fedotl.simulations.dataset.DataWarning` giving the counts.  What a
+reader returns holds only finite float32 channel values.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ import importlib
 from pathlib import Path
 from typing import Callable
 
-from fedotl.simulations.dataset import HARDataset
+from fedotl.simulations.dataset import DataFormatError, DataWarning, HARDataset
+
+__all__ = ["DATASETS", "DataFormatError", "DataWarning", "load_dataset", "writer"]
 
 DATASETS = ("dsads", "pamap2", "opportunity", "generic")
 

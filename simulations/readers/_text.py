@@ -8,6 +8,7 @@ checks, gap measurement and interpolation, and run splitting.
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -31,9 +32,15 @@ def load_table(path: Path, n_columns: int) -> np.ndarray:
         raise DataFormatError("file is empty (no data rows)", path=str(path))
     reason = ""
     try:
-        table = np.loadtxt(io.BytesIO(raw), dtype=np.float64, comments=None, ndmin=2)
+        with warnings.catch_warnings():  # "input contained no data": said below, naming the file
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt(io.BytesIO(raw), dtype=np.float64, comments=None, ndmin=2)
+        if table.shape[0] == 0:  # only characters loadtxt splits on, such as \x1c
+            raise DataFormatError("file is empty (no data rows)", path=str(path))
         if table.shape[1] == n_columns:
             return table
+    except DataFormatError:
+        raise
     except ValueError as exc:
         reason = f": {exc}"
     _diagnose(raw, n_columns, path)
@@ -43,12 +50,13 @@ def load_table(path: Path, n_columns: int) -> np.ndarray:
 
 def _diagnose(raw: bytes, n_columns: int, path: Path) -> None:
     """Raise a DataFormatError naming the first bad line (the slow path)."""
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.splitlines()
+    # bytes.splitlines breaks at \n, \r and \r\n only, as an editor (and data_line_numbers) counts;
+    # str.splitlines would also break at \x0b, \x0c, \x1c-\x1e, \x85, \u2028 and shift the line numbers
+    lines = [ln.decode("utf-8", errors="replace") for ln in raw.splitlines()]
     last = len(lines) - 1
     while last >= 0 and not lines[last].strip():
         last -= 1
-    unterminated = not text.endswith(("\n", "\r"))
+    unterminated = not raw.endswith((b"\n", b"\r"))
     for i, line in enumerate(lines):
         cells = line.split()
         if not cells:
@@ -77,20 +85,45 @@ def data_line_numbers(path: Path) -> np.ndarray:
     return np.array([i + 1 for i, ln in enumerate(lines) if ln.strip()], dtype=np.int64)
 
 
-def check_codes(values: np.ndarray, known: set[int], path: Path, what: str) -> np.ndarray:
-    """Integer label codes from a float column; unknown or non-integer codes raise."""
-    ok = np.isfinite(values)
+def check_codes(values: np.ndarray, known: set[int], path: Path, what: str, known_from: str = "") -> np.ndarray:
+    """Integer label codes from a float column; unknown or non-integer codes raise.
+
+    ``known_from`` says where the known codes come from (e.g. a legend file), for the message.
+    """
+    ok = np.isfinite(values) & (np.abs(values) < 2**53)  # beyond: no exact integer, and the cast overflows
     ok[ok] = values[ok] == np.round(values[ok])
     codes = np.where(ok, values, -1).astype(np.int64)
     ok &= np.isin(codes, np.fromiter(known, dtype=np.int64, count=len(known)))
     if not ok.all():
         row = int(np.flatnonzero(~ok)[0])
         raise DataFormatError(
-            f"unknown {what} code {float(values[row]):g}",
+            f"unknown {what} code {float(values[row]):g}" + (f" (not in {known_from})" if known_from else ""),
             path=str(path),
             line=int(data_line_numbers(path)[row]),
         )
     return codes
+
+
+# Channels are kept as float32: a value beyond its range would become inf there.
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def out_of_range(values: np.ndarray) -> np.ndarray:
+    """True where a value is infinite or beyond float32's range (NaN, a missing value, is not)."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(values) > F32_MAX
+
+
+def check_in_range(data: np.ndarray, path: Path, names: Sequence[str]) -> None:
+    """Refuse an infinite or out-of-range value in a (T, C) block of channels, naming line and channel."""
+    bad = out_of_range(data)
+    if bad.any():
+        row, col = (int(v[0]) for v in np.nonzero(bad))
+        raise DataFormatError(
+            f"infinite or out-of-range value {float(data[row, col]):g} in channel {names[col]!r}",
+            path=str(path),
+            line=int(data_line_numbers(path)[row]),
+        )
 
 
 def check_finite(values: np.ndarray, path: Path, what: str) -> None:

@@ -17,6 +17,12 @@ Speed: the zip's members are decompressed straight from their raw bytes
 (skipping zipfile's 4 kB read loop) in a process pool, and each worker
 parses its chunk as one text block with ``np.loadtxt``.  Only when that fails does the
 reader go file by file, to name the offending file and line.
+
+Bad input raises :class:`~fedotl.simulations.dataset.DataFormatError` naming the
+file (``<zip>:<member>`` inside a zip) and the line: a missing or corrupt zip or
+member, a missing segment file, a wrong number of rows or values, a non-numeric
+value, and NaN, ``inf`` or a value beyond float32's range (``1e308``): DSADS has no
+missing values, so there is no interpolation policy.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import numpy as np
 from fedotl.simulations.cache import load_or_build
 from fedotl.simulations.dataset import Channel, DataFormatError, HARDataset, Recording
 from fedotl.simulations.progress import progress
+from fedotl.simulations.readers._text import out_of_range
 
 RATE_HZ = 25.0
 ROWS_PER_SEGMENT = 125
@@ -198,7 +205,7 @@ def parse_segment(content: bytes, name: str) -> np.ndarray:
     if not content.strip():
         raise DataFormatError("file is empty", path=name)
     lines = content.decode("ascii", errors="replace").splitlines()
-    out = np.empty((ROWS_PER_SEGMENT, N_COLUMNS), dtype=np.float32)
+    out = np.empty((ROWS_PER_SEGMENT, N_COLUMNS), dtype=np.float64)  # float64 first: 1e308 must not become inf unnoticed
     for i, line in enumerate(lines, start=1):
         cells = line.split(",")
         if len(cells) != N_COLUMNS:
@@ -214,10 +221,14 @@ def parse_segment(content: bytes, name: str) -> np.ndarray:
         raise DataFormatError(
             f"truncated: {len(lines)} of {ROWS_PER_SEGMENT} rows", path=name, line=len(lines) + 1
         )
-    if not np.isfinite(out).all():
-        r = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0]) + 1
-        raise DataFormatError("NaN or infinite value (DSADS has no missing values)", path=name, line=r)
-    return out
+    bad = np.isnan(out) | out_of_range(out)
+    if bad.any():
+        r, c = (int(v[0]) for v in np.nonzero(bad))
+        raise DataFormatError(
+            f"NaN or infinite value {out[r, c]:g} in column {c + 1} (beyond float32's range counts; DSADS has no missing values)",
+            path=name, line=r + 1,
+        )
+    return out.astype(np.float32)
 
 
 def _is_float(s: str) -> bool:

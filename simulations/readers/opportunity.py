@@ -67,8 +67,10 @@ Policies
 * Bad input raises :class:`~fedotl.simulations.dataset.DataFormatError` naming the
   file and line: a missing folder or file, a wrong column count, a
   non-numeric cell, a truncated last line or empty file, an unknown label
-  code in the chosen track, a malformed ``column_names.txt`` or
-  ``label_legend.txt``.
+  code in the chosen track, an infinite value or one beyond float32's range
+  (``inf``, ``1e308``) in a selected channel (in an unselected column it is
+  ignored), a malformed ``column_names.txt`` or ``label_legend.txt``.
+* Policy warnings are :class:`~fedotl.simulations.dataset.DataWarning`.
 """
 
 from __future__ import annotations
@@ -82,10 +84,11 @@ from typing import Sequence
 import numpy as np
 
 from fedotl.simulations.cache import load_or_build
-from fedotl.simulations.dataset import Channel, DataFormatError, HARDataset, Recording
+from fedotl.simulations.dataset import Channel, DataFormatError, DataWarning, HARDataset, Recording
 from fedotl.simulations.readers._text import (
     check_codes,
     check_finite,
+    check_in_range,
     contiguous_runs,
     fill_nan_linear,
     load_table,
@@ -370,6 +373,7 @@ def _build(folder: Path, files: list[tuple[str, str, Path]], opts: dict, source:
         raise DataFormatError(f"no labels for track {track!r} in the legend", path=str(where))
     names = legend[track]
     label_col = _label_column(specs, track, folder, meta)
+    legend_name = str(folder / LABEL_LEGEND_FILE) if meta["label_legend"] != "built-in" else "the built-in legend"
     numbers = channel_numbers(opts["channels"])
     chans, scale = _channels(specs, numbers, opts["si_units"])
     notes: dict = {
@@ -384,8 +388,9 @@ def _build(folder: Path, files: list[tuple[str, str, Path]], opts: dict, source:
     recs: list[Recording] = []
     for subject, session, path in files:
         table = load_table(path, N_COLUMNS)
-        labels = check_codes(table[:, label_col - 1], set(names) | {0}, path, f"{track} label")
+        labels = check_codes(table[:, label_col - 1], set(names) | {0}, path, f"{track} label", legend_name)
         data = table[:, [n - 1 for n in numbers]]
+        check_in_range(data, path, [c.name for c in chans])  # NaN has a policy; inf and 1e308 do not
         _fill(data, chans, path, notes)
         recs += _recordings(subject, session, table[:, 0], labels, data * scale, path, opts, notes)
     activities = ({0: NULL_NAME} if opts["keep_null"] else {}) | dict(sorted(names.items()))
@@ -457,7 +462,7 @@ def _warn_from_notes(ds: HARDataset) -> None:
         listed = ds.notes.get("opportunity_all_nan_channel_list", [])
         shown = "; ".join(listed[:10]) + (" …" if len(listed) > 10 else "")
         warnings.warn(
-            f"OPPORTUNITY: {n} channel(s) without any value in a file, filled with 0 ({shown})", stacklevel=3
+            f"OPPORTUNITY: {n} channel(s) without any value in a file, filled with 0 ({shown})", DataWarning, stacklevel=3
         )
 
 

@@ -62,7 +62,9 @@ Policies
 Bad input raises :class:`~fedotl.simulations.dataset.DataFormatError` naming the file
 and line: a missing folder or file, a wrong column count, a non-numeric cell,
 a truncated last line or an empty file, an unknown activity code, a missing
-timestamp.
+timestamp, an infinite value or one beyond float32's range (``inf``, ``1e308``)
+in a kept channel (in a dropped column it is ignored, like NaN there).
+Policy warnings are :class:`~fedotl.simulations.dataset.DataWarning`.
 
 The parsing helpers here (:func:`load_table`, :func:`fill_nan_linear`,
 :func:`nan_run_lengths`, :func:`contiguous_runs`) are layout-independent;
@@ -79,11 +81,12 @@ from typing import Sequence
 import numpy as np
 
 from fedotl.simulations.cache import load_or_build
-from fedotl.simulations.dataset import Channel, DataFormatError, HARDataset, Recording
+from fedotl.simulations.dataset import Channel, DataFormatError, DataWarning, HARDataset, Recording
 from fedotl.simulations.readers._text import (
     load_table,
     check_codes,
     check_finite,
+    check_in_range,
     nan_run_lengths,
     fill_nan_linear,
     time_breaks,
@@ -242,7 +245,7 @@ def _build(
     }
     for session, subject, path in files:
         table = load_table(path, N_COLUMNS)
-        recs.extend(_file_recordings(table, path, session, subject, columns, opts, notes))
+        recs.extend(_file_recordings(table, path, session, subject, columns, channels, opts, notes))
     activities = {c: n for c, n in ACTIVITIES.items() if c != 0 or opts["keep_null"]}
     return HARDataset(
         name="pamap2",
@@ -261,6 +264,7 @@ def _file_recordings(
     session: str,
     subject: str,
     columns: list[int],
+    channels: list[Channel],
     opts: dict,
     notes: dict,
 ) -> list[Recording]:
@@ -270,6 +274,7 @@ def _file_recordings(
     times = table[:, COL_TIME]
     check_finite(times, path, "timestamp")
     data = table[:, columns]
+    check_in_range(data, path, [c.name for c in channels])  # NaN has a policy; inf and 1e308 do not
     _fill_heart_rate(data, columns, where, notes)
     long_row = _imu_gap_policy(data, columns, opts["max_gap_s"], notes)
     wanted = np.ones(len(labels), bool) if opts["keep_null"] else labels != 0
@@ -319,12 +324,14 @@ def _warn_from_notes(ds: HARDataset, max_gap_s: float) -> None:
         warnings.warn(
             f"PAMAP2: dropped {n} rows in {ds.notes.get('pamap2_long_gaps')} IMU NaN gaps longer "
             f"than max_gap_s={max_gap_s} s, splitting recordings there ({detail})",
+            DataWarning,
             stacklevel=3,
         )
     missing = ds.notes.get("pamap2_files_without_heart_rate") or []
     if missing:
         warnings.warn(
             f"PAMAP2: no heart-rate value at all in {', '.join(missing)}; filled with 0",
+            DataWarning,
             stacklevel=3,
         )
 

@@ -157,6 +157,26 @@ def test_non_numbers_and_infinities_are_errors(value):
     assert repr(value) in str(err)
 
 
+@pytest.mark.parametrize("value", ["1e39", "-3.5e38", "1e308"])
+def test_values_beyond_float32_are_errors_not_infinities_in_the_windows(value):
+    # the windows are float32: 1e308 became inf there, with an "overflow in cast" RuntimeWarning
+    err = error(["timestamp,a,b", "0,1,2", f"1,{value},2"])
+    assert (err.line, err.field) == (3, "a") and "out of range" in str(err)
+    big = read(["timestamp,a", "0,3.4e38", "1,nan"])  # the largest float32 and a missing value still read
+    assert big[0].values[0] == 3.4e38 and np.isnan(big[1].values[0])
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_a_stream_that_is_not_utf8_is_an_input_error_at_the_line_reached(encoding):
+    import io
+
+    raw = "timestamp,a,label\n0,1,sit\n1,2,caf\u00e9\n".encode(encoding)
+    stdin = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8")  # as sys.stdin or an opened file decodes
+    with pytest.raises(InputError, match=r"^<stdin>, line 1: not UTF-8 text \(byte 0x..\) at or after this line") as info:
+        list(CsvInput(stdin, "<stdin>"))  # a UnicodeDecodeError that named neither source nor line
+    assert info.value.field is None
+
+
 @pytest.mark.parametrize("value, words", [("", "empty"), ("x", "'x' is not a number"), ("inf", "finite"), ("nan", "finite"), ("1_0", "finite")])
 def test_bad_timestamps(value, words):
     err = error(["timestamp,a", "0,1", f"{value},2"])

@@ -117,3 +117,12 @@ def test_the_cli_prints_a_data_warning_as_one_line(tmp_path):
     assert r.returncode == 0, r.stderr
     warned = [line for line in r.stderr.splitlines() if line.strip()]
     assert warned == [f"warning: {f}: interpolated 1 missing channel values"], r.stderr
+
+
+def test_the_interpolation_warning_is_given_on_a_cache_hit_too(tmp_path):
+    from fedotl.simulations.dataset import DataWarning
+
+    f = _write(tmp_path, "subject,label,v\ns,a,1\ns,a,\ns,b,3\n")
+    for _ in range(2):  # the second read comes from the cache: the policy still applied
+        with pytest.warns(DataWarning, match=r"interpolated 1 missing channel values"):
+            generic.read(f, rate_hz=1)
