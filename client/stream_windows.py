@@ -42,6 +42,10 @@ import numpy as np
 from fedotl.client.windowing import seconds_to_rows
 
 #: counters of :attr:`WindowBuffers.counts`, each an (D,) int64 array
+# A sample's slot (its offset from the device's first sample, in samples) is an int64; beyond
+# 2**53 a float offset no longer holds every integer, so a jump that far is refused.
+_MAX_SLOT = 2.0**53
+
 COUNTS = (
     "samples", "samples_late", "samples_duplicate", "values_missing",
     "windows_closed", "windows_skipped", "windows_interpolated", "windows_empty",
@@ -208,7 +212,14 @@ class WindowBuffers:
         if new.any():  # a device's first sample fixes its slot 0
             first = np.unique(device[new], return_index=True)
             self.origin[first[0]] = t[new][first[1]]
-        slot = np.rint((t - self.origin[device]) * self.spec.rate_hz).astype(np.int64)
+        offset = np.rint((t - self.origin[device]) * self.spec.rate_hz)
+        if n and not np.abs(offset).max() < _MAX_SLOT:  # beyond it the int64 cast is garbage
+            i = int(np.argmax(np.abs(offset)))
+            raise ValueError(
+                f"device {int(device[i])}: timestamp {t[i]:g} s is {t[i] - self.origin[device[i]]:g} s "
+                f"from its first sample, beyond the sample clock's range (2**53 samples at {self.spec.rate_hz:g} Hz)"
+            )
+        slot = offset.astype(np.int64)
         np.add.at(self.counts["samples"], device, 1)
         late = slot < self.next_window[device] * self.S
         if late.any():
@@ -232,7 +243,10 @@ class WindowBuffers:
         origin = self.origin[d]
         if origin != origin:  # NaN: the device's first sample
             return None
-        slot = int(round((t - origin) * self.spec.rate_hz))
+        offset = round((t - origin) * self.spec.rate_hz)
+        if not abs(offset) < _MAX_SLOT:
+            return None  # the general path refuses it, naming the device
+        slot = int(offset)
         prev = int(self.max_slot[d])
         if slot - prev - 1 >= self._span:
             return None

@@ -100,6 +100,17 @@ def test_a_long_gap_skips_its_empty_windows_in_bulk_and_late_or_repeated_samples
     assert wb.counts["samples_late"][0] == 1 and wb.counts["samples_duplicate"][0] == 1
 
 
+@pytest.mark.parametrize("one_by_one", [True, False])
+def test_a_jump_beyond_the_sample_clock_is_refused_naming_the_device(one_by_one):
+    wb = WindowBuffers(2, 1, WindowSpec(rate_hz=10.0, window_s=0.2, stride_s=0.2))
+    wb.push(np.array([0, 1]), np.array([0.0, 0.0]), np.zeros((2, 1)))
+    state = wb.max_slot.copy()
+    t = np.array([1e300]) if one_by_one else np.array([0.1, 1e300])
+    with pytest.raises(ValueError, match=r"device 1: timestamp 1e\+300 s .* beyond the sample clock"):
+        wb.push(np.ones(len(t), int), t, np.zeros((len(t), 1)))  # the int64 cast once gave a garbage slot
+    assert (wb.max_slot == state).all()  # refused before anything was written
+
+
 def test_nothing_non_finite_reaches_the_learner():
     spy = Spy()
     dev = Device(["x", "y"], rate_hz=10.0, learner=spy, window_s=1.0, stride_s=0.5)
