@@ -49,9 +49,12 @@ from typing import IO, Sequence
 
 from fedotl.client.config import APP_KEYS, DEFAULTS, RunConfig, parse_value
 from fedotl.client.protocol import STRATEGIES
-from fedotl.deploy.proctree import alive, descendants
+from fedotl.deploy.proctree import alive, become_subreaper, descendants, die_with_parent
 from fedotl.simulations.devices import DeviceSet
-from fedotl.simulations.arguments import add_dataset_args, bounded, dataset_config, key_value, positive_float, positive_int
+from fedotl.simulations.arguments import (
+    add_dataset_args, add_force, add_resume, bounded, dataset_config, key_value, positive_float, positive_int, resume_config,
+)
+from fedotl.simulations.rundir import run_dir as checked_run_dir
 
 REPO = Path(__file__).resolve().parent.parent
 FEDERATION = "fedotl-tls"
@@ -91,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         "one SuperNode per device, and `flwr run`.",
     )
     add_dataset_args(p)
+    add_resume(p)
     p.add_argument("--nodes", type=positive_int, required=True, metavar="N", help="SuperNodes to start: must equal the number of devices the data gives")
     p.add_argument("--rounds", type=positive_int, default=None, metavar="R", help="federated rounds (default: pyproject's num-server-rounds)")
     p.add_argument("--strategy", choices=[s for s in STRATEGIES if s != "central"], default=None, help="(default: pyproject's strategy)")
@@ -99,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--certs", type=Path, default=REPO / "deploy" / "certs", metavar="DIR", help="ca.crt, server.crt, server.key (default deploy/certs; made with deploy/certs.sh when absent)")
     p.add_argument("--node-ca", type=Path, default=None, metavar="FILE", help="CA certificate the SuperNodes trust (default DIR/ca.crt)")
     p.add_argument("--out", type=Path, default=None, metavar="RUN_DIR", help="run directory (default runs/deploy-<time>)")
+    add_force(p, "RUN_DIR")
     p.add_argument("--flwr-home", type=Path, default=None, metavar="DIR", help="FLWR_HOME for this deployment (default: a temporary folder, removed at the end)")
     p.add_argument("--port", type=tcp_port, default=DEFAULT_PORT, help=f"SuperLink HTTPS port (default {DEFAULT_PORT})")
     p.add_argument("--node-port", type=tcp_port, default=DEFAULT_NODE_PORT, help=f"SuperNode i serves its ClientAppIO API on this port + i (default {DEFAULT_NODE_PORT})")
@@ -112,9 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------ configuration
 def run_config_from_args(args: argparse.Namespace, run_dir: Path) -> tuple[dict[str, object], DeviceSet]:
-    """The full run config and the device stores; checks both, and that ``--nodes`` equals the device count."""
-    from fedotl.simulations.federated import check_config
+    """The full run config and the device stores; checks both, and that ``--nodes`` equals the device count.
 
+    With ``--resume`` the config is the run's own ``run_config.json``, set to resume from its checkpoint.
+    """
+    if args.resume is not None:
+        given = [flag for flag, v in (("--dataset", args.dataset), ("--rounds", args.rounds), ("--strategy", args.strategy),
+                                      ("--secagg", args.secagg or None), ("--set", args.set or None)) if v is not None]
+        if given:
+            raise UsageError(f"--resume continues the run with its own config: drop {', '.join(given)}")
+        cfg = dict(RunConfig(resume_config(args.resume)))
+        return cfg, _devices(cfg, args, run_dir)
+    if args.dataset is None or args.path is None:
+        raise UsageError("needs --dataset D PATH, or --resume RUN_DIR")
     cfg = dict(RunConfig(dataset_config(args), out_dir=str(run_dir)))
     if args.strategy:
         cfg["strategy"] = args.strategy
@@ -131,6 +146,13 @@ def run_config_from_args(args: argparse.Namespace, run_dir: Path) -> tuple[dict[
             raise UsageError(f"--set {e}") from None
     if cfg["strategy"] == "central":
         raise UsageError("strategy central is not federated: run it with `fedotl simulate`")
+    return cfg, _devices(cfg, args, run_dir)
+
+
+def _devices(cfg: dict[str, object], args: argparse.Namespace, run_dir: Path) -> DeviceSet:
+    """Check ``cfg``, write the device stores (once), and check ``--nodes`` against the device count."""
+    from fedotl.simulations.federated import check_config
+
     # Each SuperNode gets its own store (node config data-dir); the launcher plays every device's recorder.
     devices = check_config(cfg, run_dir / "stores")
     ids = devices.ids
@@ -138,7 +160,7 @@ def run_config_from_args(args: argparse.Namespace, run_dir: Path) -> tuple[dict[
         raise UsageError(f"--nodes {args.nodes} but the data gives {len(ids)} devices ({', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''})")
     # Round 1 waits for every SuperNode, so that it never samples a subset.
     cfg["min-available-nodes"] = max(int(cfg["min-available-nodes"]), len(ids))  # type: ignore[call-overload]
-    return cfg, devices
+    return devices
 
 
 def toml_value(value: object) -> str:
@@ -218,7 +240,8 @@ class Processes:
 
     def start(self, name: str, cmd: list[str], *, pipe: bool = False) -> subprocess.Popen:
         log: IO | int = subprocess.PIPE if pipe else open(self.logs / f"{name}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True,
+                                preexec_fn=die_with_parent)  # kill -9 of this script takes its processes along
         if not pipe:
             log.close()  # type: ignore[union-attr]
         self.started.append((name, proc))
@@ -227,7 +250,8 @@ class Processes:
     def stop_all(self, timeout: float) -> None:
         """SIGTERM to each started process and its descendants; SIGKILL to what is left after ``timeout``."""
         roots = [p for _, p in self.started if p.poll() is None]
-        tree = descendants([p.pid for _, p in self.started])
+        # our own descendants too: orphans of a dead root were re-parented to us (become_subreaper)
+        tree = [d for d in descendants([os.getpid()]) if d[0] not in {p.pid for p in roots}]
         for p in roots:
             p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -248,6 +272,18 @@ class Processes:
                 _signal(pid, signal.SIGKILL)
         for p in roots:
             p.wait()
+        reap_orphans()
+
+
+def reap_orphans() -> None:
+    """Collect the exit status of every ended child that is not a Popen of ours (re-parented orphans)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -255,6 +291,13 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def exit_words(proc: subprocess.Popen, log: Path) -> str:
+    """How a process ended, in words: killed by a signal, or its exit status and the error it logged."""
+    if proc.returncode is not None and proc.returncode < 0:
+        return f"was killed by {signal.Signals(-proc.returncode).name}"
+    return f"exited with status {proc.returncode}: {failure_reason(log)}"
 
 
 def failure_reason(log: Path) -> str:
@@ -282,7 +325,7 @@ def wait_for_superlink(procs: Processes, proc: subprocess.Popen, port: int, time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise DeploymentError(f"flower-superlink exited with status {proc.returncode}: {failure_reason(procs.logs / 'superlink.log')}")
+            raise DeploymentError(f"flower-superlink {exit_words(proc, procs.logs / 'superlink.log')}")
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.settimeout(1.0)
             if s.connect_ex((HOST, port)) == 0:
@@ -299,7 +342,7 @@ def wait_for_supernodes(procs: Processes, nodes: list[subprocess.Popen], timeout
         for i, proc in enumerate(nodes):
             if proc.poll() is not None:
                 log = procs.logs / f"supernode-{i}.log"
-                raise DeploymentError(f"SuperNode {i} exited with status {proc.returncode}: {failure_reason(log)} (log: {log})")
+                raise DeploymentError(f"SuperNode {i} {exit_words(proc, log)} (log: {log})")
         listed = flwr_json(procs.env, "supernode", "list", FEDERATION)
         online = sum(1 for n in listed.get("nodes", []) if n.get("status") == "online")
         if online >= len(nodes):
@@ -308,8 +351,8 @@ def wait_for_supernodes(procs: Processes, nodes: list[subprocess.Popen], timeout
     raise DeploymentError(f"{online} of {len(nodes)} SuperNodes online after {timeout:.0f} s (logs: {procs.logs})")
 
 
-def submit_and_wait(procs: Processes, run_config: Path, timeout: float | None, verbose: bool) -> str:
-    """``flwr run . fedotl-tls --stream``; return the run ID once the stream ends."""
+def submit_and_wait(procs: Processes, run_config: Path, timeout: float | None, verbose: bool, superlink: subprocess.Popen) -> str:
+    """``flwr run . fedotl-tls --stream``; return the run ID once the stream ends, or the SuperLink does."""
     run_id: list[str] = []
     proc = procs.start("flwr-run", [flower_bin("flwr"), "run", str(REPO), FEDERATION, "--stream", "--run-config", str(run_config)], pipe=True)
     log_path = procs.logs / "flwr-run.log"
@@ -328,13 +371,19 @@ def submit_and_wait(procs: Processes, run_config: Path, timeout: float | None, v
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        if run_id:
-            flwr_json(procs.env, "stop", run_id[0])
-        proc.terminate()
-        proc.wait()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while proc.poll() is None:
+        if superlink.poll() is not None:  # the stream may not notice a dead server for minutes
+            proc.terminate()
+            proc.wait()
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            if run_id:
+                flwr_json(procs.env, "stop", run_id[0])
+            proc.terminate()
+            proc.wait()
+            break
+        time.sleep(0.5)
     reader.join(timeout=10)
     if not run_id:
         raise DeploymentError(f"`flwr run` started no run: {failure_reason(log_path)} (log: {log_path})")
@@ -355,8 +404,12 @@ def run_status(env: dict[str, str], run_id: str, wait: float = 30.0) -> tuple[st
 
 # ------------------------------------------------------------ main
 def deploy(args: argparse.Namespace) -> dict[str, object]:
-    run_dir = (args.out or REPO / "runs" / f"deploy-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    cfg, devices = run_config_from_args(args, run_dir)
+    if args.resume is not None and args.out is not None and args.out.resolve() != Path(args.resume).resolve():
+        raise UsageError("--resume RUN_DIR continues the run in RUN_DIR: drop --out")
+    run_dir = Path(args.resume or args.out or REPO / "runs" / f"deploy-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    # an earlier run is never overwritten without --force; a mistake found here leaves no folder behind
+    with checked_run_dir(run_dir, fresh=args.resume is None, force=args.force):
+        cfg, devices = run_config_from_args(args, run_dir)
     certs = args.certs.resolve()
     ensure_certs(certs, explicit=args.certs != build_parser().get_default("certs"))
     node_ca = (args.node_ca or certs / "ca.crt").resolve()
@@ -401,7 +454,9 @@ def deploy(args: argparse.Namespace) -> dict[str, object]:
         wait_for_supernodes(procs, nodes, args.connect_timeout)
         times["startup"] = round(time.monotonic() - t0, 1)
         say(f"{args.nodes} SuperNodes online ({times['startup']} s); submitting with `flwr run . {FEDERATION} --stream` (log: {logs / 'flwr-run.log'})")
-        run_id = submit_and_wait(procs, run_config, args.run_timeout, args.verbose)
+        run_id = submit_and_wait(procs, run_config, args.run_timeout, args.verbose, superlink)
+        if superlink.poll() is not None:
+            raise DeploymentError(f"the SuperLink {exit_words(superlink, logs / 'superlink.log')} during run {run_id}; continue it with --resume {run_dir}")
         status, details = run_status(env, run_id)
         times["run"] = round(time.monotonic() - t0 - times["startup"], 1)
     finally:
@@ -432,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # A Flower process whose parent dies (a killed SuperLink's SuperExec and ServerApp) is
+    # re-parented to this script instead of init, so stop_all still finds and ends it.
+    become_subreaper()
     try:
         result = deploy(args)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:

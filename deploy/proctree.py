@@ -57,3 +57,28 @@ def tree_rss_mb(root: int) -> float:
         except OSError:
             continue
     return total_kb / 1024
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants re-parent to this process rather than init (Linux ``PR_SET_CHILD_SUBREAPER``).
+
+    Returns whether it took effect; elsewhere orphans go to init as usual.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # 36 = PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def die_with_parent() -> None:
+    """In a child before exec: SIGKILL it when its parent dies, even by kill -9 (Linux ``PR_SET_PDEATHSIG``)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

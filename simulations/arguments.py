@@ -7,6 +7,7 @@ dataset arguments name a dataset the same way everywhere.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Callable
 
 from fedotl.client.config import parse_value
@@ -54,6 +55,11 @@ def config_value(name: str) -> Callable[[str], object]:
 
     parse.__name__ = name  # argparse names the type in its error
     return parse
+
+
+def add_force(p: argparse.ArgumentParser, folder: str = "the --out folder") -> None:
+    """``--force``: a run directory that is not empty is refused without it (an earlier run is never overwritten)."""
+    p.add_argument("--force", action="store_true", help=f"replace what {folder} holds (without it, a folder that is not empty is refused)")
 
 
 def add_key_flags(p: argparse.ArgumentParser, flags: dict[str, str]) -> None:
@@ -106,6 +112,40 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-track", choices=("locomotion", "gesture"), default=None, help="OPPORTUNITY: which label track (default locomotion)")
 
 
+def add_resume(p: argparse.ArgumentParser) -> None:
+    """``--resume RUN_DIR``, with which the dataset arguments become optional (the run's own config names them)."""
+    for action in p._actions:
+        if action.dest == "dataset":
+            action.required = False
+        elif action.dest == "path":
+            action.nargs = "?"
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with its own run config (fedavg, fedprox, fedhealth)")
+
+
+def resume_config(run: str | Path) -> dict[str, object]:
+    """The run config of an interrupted run (its ``run_config.json``), set to resume from its checkpoint.
+
+    A ValueError, naming the folder, when it holds no run config or no checkpoint.
+    """
+    import json
+
+    from fedotl.server.checkpoint import CHECKPOINT
+
+    path = Path(run) / "run_config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"--resume {run}: no run_config.json there, so not a run directory of a federated run") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not (Path(run) / CHECKPOINT).is_file():
+        raise ValueError(f"--resume {run}: no {CHECKPOINT} there (a run writes one after its first round)")
+    cfg["resume"] = True
+    cfg["out-dir"] = str(Path(run).resolve())
+    return cfg
+
+
 def reader_options(args: argparse.Namespace) -> dict[str, object]:
     """Reader options from ``--rate`` and ``--label-track``, checked against ``--dataset``."""
     options: dict[str, object] = {}
@@ -122,8 +162,6 @@ def reader_options(args: argparse.Namespace) -> dict[str, object]:
 
 def dataset_config(args: argparse.Namespace) -> dict[str, object]:
     """The run-config harness keys that the dataset arguments set."""
-    from pathlib import Path
-
     cfg: dict[str, object] = {"dataset": args.dataset, "data-path": str(Path(args.path).resolve())}
     for key, value in reader_options(args).items():
         cfg[key.replace("_", "-")] = value  # rate_hz -> rate-hz

@@ -281,9 +281,9 @@ def replay_new_users(ds, federation: Path, subjects: Sequence[str], settings: di
     return online, pieces
 
 
-def run_demo(opts: DemoOptions, out: Path, say: Callable[[str], None] | None = print) -> dict:
-    """Run the demo into ``out`` (made if missing); returns its ``metrics.json``."""
+def run_demo(opts: DemoOptions, out: Path, say: Callable[[str], None] | None = print, *, force: bool = False) -> dict:
+    """Run the demo into ``out`` (made if missing, refused if not empty unless ``force``); returns its ``metrics.json``."""
     from fedotl.simulations.rundir import run_dir
 
-    with run_dir(out) as root:  # a mistake caught before any output leaves no empty folder behind
+    with run_dir(out, fresh=True, force=force) as root:  # a mistake caught before any output leaves no empty folder behind
         return Demo(opts, root, say or (lambda _m: None)).run()

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fedotl.simulations.arguments import add_dataset_args, add_key_flags, add_server_subjects, dataset_config, given_keys, load_from_args, positive_float, positive_int, server_subjects
+from fedotl.simulations.arguments import add_dataset_args, add_force, add_key_flags, add_server_subjects, dataset_config, given_keys, load_from_args, positive_float, positive_int, server_subjects
 
 # flag -> run-config key, as in `fedotl simulate`
 DEVICE_FLAGS = {
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--subjects", type=positive_int, default=4, help="number of subjects (default 4)")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--force", action="store_true", help="replace what OUT holds (without it, a folder that is not empty is refused)")
+    add_force(synth, "OUT")
     synth.add_argument("--json", action="store_true", help="print one JSON object")
     synth.set_defaults(func=cmd_synth)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from fedotl.simulations.arguments import positive_int
+    from fedotl.simulations.arguments import add_force, positive_int
     from fedotl.simulations.readers import DATASETS
 
     p = sub.add_parser(
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", nargs=2, metavar=("D", "PATH"), default=None,
                    help=f"a real dataset instead of the embedded default: D is one of {', '.join(DATASETS)}")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/demo-<time>)")
+    add_force(p, "DIR")
     p.add_argument("--quick", action="store_true", help="small and short: 3 synthetic subjects, 2 rounds (a smoke test)")
     p.add_argument("--rounds", type=positive_int, default=None, metavar="R", help="federated rounds (default 8; 2 with --quick)")
     p.add_argument("--holdout-subjects", nargs="+", default=None, metavar="S", help="new users (default: the last quarter of the subjects)")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     opts = DemoOptions(dataset=dataset, path=path, quick=args.quick, seed=args.seed, rounds=args.rounds, holdout=args.holdout_subjects)
     out = args.out or default_run_dir("demo")
     say = (lambda _m: None) if args.json else (lambda m: print(m, flush=True))
-    metrics = run_demo(opts, out, say)
+    metrics = run_demo(opts, out, say, force=args.force)
     if args.json:
         print(json.dumps(metrics))
         return 0

@@ -9,6 +9,7 @@ from fedotl.simulations.newuser import ALL_KEYS, CURVE_AT, ORDERS, NewUserOption
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from fedotl.simulations.arguments import add_force
     from fedotl.client.newuser import DEFAULT_CALIBRATION, DEFAULT_TOP_K, TARGET_INPUTS
     from fedotl.client.summary import DISTANCES
     from fedotl.simulations.arguments import add_dataset_args, bounded, positive_int
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--learners", default=",".join(ALL_KEYS), help="comma-separated keys to run (default: all of %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory: newuser.json (the whole result), metrics.json, plots and the report")
+    add_force(p, "RUN_DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_newuser)
 
@@ -82,7 +84,7 @@ def cmd_newuser(args: argparse.Namespace) -> int:
     else:
         from fedotl.simulations.rundir import run_dir
 
-        with run_dir(args.out) as args.out:  # a bad --out fails before the work; a failed run leaves no empty folder
+        with run_dir(args.out, fresh=True, force=args.force) as args.out:  # a bad --out fails before the work; a failed run leaves no empty folder
             out = run_newuser(load_from_args(args), args.federation, args.subjects, opts, args.position)
             write_outputs(args.out, out, opts)
     if args.json:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from fedotl.simulations.arguments import add_dataset_args, positive_float, positive_int
+    from fedotl.simulations.arguments import add_dataset_args, add_force, positive_float, positive_int
     from fedotl.simulations.cli.device import add_fault_args, add_label_args, add_window_args, parse_speed
 
     p = sub.add_parser(
@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, metavar="RUN_DIR",
                    help="run directory: replay.json (the whole report, every device), metrics.json, plots and the report")
+    add_force(p, "RUN_DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_replay)
 
@@ -83,7 +84,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         from fedotl.simulations.rundir import run_dir
 
-        with run_dir(args.out) as args.out:  # a bad --out fails before the work; a failed run leaves no empty folder
+        with run_dir(args.out, fresh=True, force=args.force) as args.out:  # a bad --out fails before the work; a failed run leaves no empty folder
             report = run_replay(args)
             write_outputs(args, report)
     if args.json:

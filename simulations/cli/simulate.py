@@ -16,7 +16,8 @@ from pathlib import Path
 from fedotl.client.config import DEFAULTS, key, parse_value
 from fedotl.simulations.report import REPORT_HTML
 from fedotl.simulations.arguments import (
-    add_dataset_args, add_key_flags, add_server_subjects, config_value, dataset_config, given_keys, key_value, positive_int, server_subjects,
+    add_dataset_args, add_force, add_key_flags, add_resume, add_server_subjects, config_value, dataset_config, given_keys, key_value,
+    positive_int, resume_config, server_subjects,
 )
 
 # flag -> run-config key.  Value flags take the key's type, default and help.
@@ -63,12 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one Flower SuperNode per device, each evaluated on its own later windows.",
     )
     add_dataset_args(p)
-    for action in p._actions:  # --resume RUN_DIR reads the dataset from the run's own config
-        if action.dest == "dataset":
-            action.required = False
-        elif action.dest == "path":
-            action.nargs = "?"
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint, with its own run config (fedavg, fedprox, fedhealth)")
+    add_resume(p)
     add_key_flags(p, FLAGS)
     for flag, name in SWITCHES.items():
         p.add_argument(flag, dest=name, action="store_const", const=not key(name).default, default=None, help=f"{key(name).help} ({'off' if key(name).default else 'on'})")
@@ -77,25 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-nodes", type=positive_int, default=None, metavar="N", help="Flower's minimum nodes sampled for training and evaluation per round (default 2; the simulation always waits for every device before round 1)")
     p.add_argument("--mu", type=config_value("proximal-mu"), default=None, help=f"proximal weight of the strategy run: proximal-mu for fedprox (default {DEFAULTS['proximal-mu']}), fedhealth-proximal-mu for fedhealth (default {DEFAULTS['fedhealth-proximal-mu']})")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default runs/<strategy>-<time>)")
-    p.add_argument("--force", action="store_true", help="replace an earlier run in RUN_DIR (without it, a folder that is not empty is refused)")
+    add_force(p, "RUN_DIR")
     p.add_argument("--set", type=key_value, action="append", default=[], metavar="KEY=VALUE", help="any other run-config key (see fedotl/client/config.py)")
     p.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_simulate)
-
-
-def resume_config(run: str) -> dict[str, object]:
-    """The run config of an interrupted run, set to resume from its checkpoint."""
-    path = Path(run) / "run_config.json"
-    try:
-        cfg = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"--resume {run}: no run_config.json there, so not a run of fedotl simulate") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    cfg["resume"] = True
-    cfg["out-dir"] = str(Path(run).resolve())
-    return cfg
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, object]:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fedotl.deploy import local_deployment as ld
@@ -76,16 +77,19 @@ def leftover_processes(marks: list[str], wait: float = 10.0) -> list[str]:
         time.sleep(0.5)
 
 
-def deploy(data: Path, certs: Path, tmp: Path, *extra: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, list[str]]:
+def launcher(certs: Path, tmp: Path, *args: str) -> tuple[list[str], list[str]]:
+    """The launcher's command line on a free block of ports, and the marks of the processes it starts."""
     base = free_block(7)
     cmd = [
-        sys.executable, "-m", "fedotl.deploy.local_deployment", "--dataset", "dsads", str(data), "--nodes", "5",
-        "--certs", str(certs), "--out", str(tmp / "run"), "--flwr-home", str(tmp / "flwr-home"),
-        "--port", str(base), "--node-port", str(base + 1), "--connect-timeout", "90", "--json", *extra,
+        sys.executable, "-m", "fedotl.deploy.local_deployment", "--nodes", "5", "--certs", str(certs),
+        "--flwr-home", str(tmp / "flwr-home"), "--port", str(base), "--node-port", str(base + 1), "--connect-timeout", "90", "--json", *args,
     ]  # fmt: skip
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    marks = [str(certs), str(tmp)] + [f"127.0.0.1:{p}" for p in range(base, base + 6)]
-    return done, marks
+    return cmd, [str(certs), str(tmp)] + [f"127.0.0.1:{p}" for p in range(base, base + 6)]
+
+
+def deploy(data: Path, certs: Path, tmp: Path, *extra: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, list[str]]:
+    cmd, marks = launcher(certs, tmp, "--dataset", "dsads", str(data), "--out", str(tmp / "run"), *extra)
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout), marks
 
 
 # ------------------------------------------------------------ certs.sh
@@ -140,6 +144,24 @@ def test_argument_errors_are_one_line_and_exit_2(argv, message, dsads5, tmp_path
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "run" / "logs").exists()  # nothing was started
+
+
+def test_an_earlier_run_is_refused_unless_forced_and_resume_takes_the_runs_own_config(dsads5, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    assert ld.main(["--dataset", "dsads", str(dsads5), "--nodes", "5", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {run}: is not empty" in err and "--force" in err and sorted(p.name for p in run.iterdir()) == ["summary.json"]
+    assert ld.main(["--nodes", "5", "--resume", str(run)]) == 2
+    assert "no run_config.json there" in capsys.readouterr().err
+    (run / "run_config.json").write_text(json.dumps({"strategy": "fedavg"}))
+    assert ld.main(["--nodes", "5", "--resume", str(run)]) == 2
+    assert "no checkpoint.npz there" in capsys.readouterr().err
+    assert ld.main(["--nodes", "5", "--resume", str(run), "--rounds", "4"]) == 2
+    assert "--resume continues the run with its own config: drop --rounds" in capsys.readouterr().err
+    assert ld.main(["--nodes", "5"]) == 2
+    assert "needs --dataset D PATH, or --resume RUN_DIR" in capsys.readouterr().err
 
 
 def test_run_config_file_overrides_only_what_differs(dsads5, tmp_path):
@@ -197,3 +219,47 @@ def test_supernode_with_a_wrong_ca_is_reported_and_everything_stops(dsads5, cert
     assert done.stdout == ""
     assert not (tmp_path / "run" / "logs" / "flwr-run.log").exists()  # no run was submitted
     assert leftover_processes(marks) == []
+
+
+@pytest.mark.slow
+@needs_openssl
+def test_a_run_whose_superlink_is_killed_resumes_to_the_weights_of_an_uninterrupted_run(dsads5, certs, tmp_path):
+    from fedotl.server.checkpoint import CHECKPOINT, load_checkpoint
+
+    run = tmp_path / "run"
+    setting = ["--strategy", "fedavg", "--rounds", "2", "--set", "local-epochs=1", "--set", "seed=5"]
+    cmd, marks = launcher(certs, tmp_path, "--dataset", "dsads", str(dsads5), "--out", str(run), *setting)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not (run / CHECKPOINT).exists():
+        assert proc.poll() is None and time.monotonic() - t0 < 500, "no checkpoint before the run ended"
+        time.sleep(0.2)
+    port = marks[-6].rsplit(":", 1)[1]
+    superlink = [line.split()[0] for line in leftover_processes(["flower-superlink"], wait=0) if f"--port {port}" in line]
+    assert len(superlink) == 1
+    os.kill(int(superlink[0]), 9)  # the server machine crashes after round 1
+    _, err = proc.communicate(timeout=120)
+    last = err.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith("error: the SuperLink was killed by SIGKILL during run"), err[-2000:]
+    assert last.endswith(f"continue it with --resume {run}")
+    assert leftover_processes(marks) == []  # its SuperExec and ServerApp too, though their parent died first
+    assert load_checkpoint(run)[0] == 1 and not (run / "summary.json").exists()
+
+    cmd, marks = launcher(certs, tmp_path, "--resume", str(run))
+    resumed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout)["summary"]
+    assert [h["round"] for h in summary["history"]] == [1, 2]
+    events = [json.loads(x)["event"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert events.count("round") == 2 and "resume" in events and events[-1] == "summary"
+    assert leftover_processes(marks) == []
+
+    # The Simulation Engine computes what the Deployment Engine does: the same seeds, the same sorted replies.
+    whole = tmp_path / "simulated"
+    sim = [sys.executable, "-m", "fedotl.simulations.cli", "simulate", "--dataset", "dsads", str(dsads5), *setting[:4],
+           "--local-epochs", "1", "--seed", "5", "--out", str(whole)]  # fmt: skip
+    done = subprocess.run(sim, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    a, b = np.load(whole / "global_model.npz"), np.load(run / "global_model.npz")
+    names = [k for k in a.files if k != "__card__"]  # the model card names its run directory
+    assert names == [k for k in b.files if k != "__card__"] and all(np.array_equal(a[k], b[k]) for k in names)

@@ -56,3 +56,29 @@ def test_stream_refuses_a_single_class_target_naming_the_file(tmp_path, capsys):
     rc = main(["stream", "--dataset", "generic", str(f), "--rate", "10", "--target-subject", "u"])
     err = capsys.readouterr().err
     assert rc == 2 and "windows hold 1 class(es); an online learner needs at least two" in err and str(f) in err, err
+
+
+@pytest.mark.parametrize("command", [
+    ["demo", "--quick"],
+    ["replay", "--dataset", "dsads", "{data}", "--devices", "2", "--speed", "max"],
+    ["newuser", "--dataset", "dsads", "{data}", "--federation", "{out}", "--subjects", "p1"],
+])
+def test_demo_replay_and_newuser_refuse_an_earlier_run_before_any_work(tmp_path, capsys, synth_dsads, command):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    argv = [a.format(data=synth_dsads, out=out) for a in command] + ["--out", str(out)]
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--out {out}: is not empty" in err and "--force" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"] and (out / "metrics.json").read_text() == "{}"
+
+
+def test_replay_with_force_replaces_the_earlier_run(tmp_path, capsys, synth_dsads):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stale.txt").write_text("an earlier run")
+    rc = main(["replay", "--dataset", "dsads", str(synth_dsads), "--devices", "2", "--speed", "max", "--out", str(out), "--force"])
+    assert rc == 0, capsys.readouterr().err
+    names = {p.name for p in out.iterdir()}
+    assert "stale.txt" not in names and {"replay.json", "metrics.json"} <= names
