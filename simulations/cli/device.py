@@ -173,7 +173,9 @@ def _csv_or_mqtt(args: argparse.Namespace):
         from fedotl.client.mqtt_input import MqttInput
 
         channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
-        return MqttInput(args.input, channels=channels, idle_timeout=args.idle_timeout)
+        stream = MqttInput(args.input, channels=channels, idle_timeout=args.idle_timeout)
+        print(f"subscribed to {args.input}", file=sys.stderr, flush=True)  # a gateway may start publishing now
+        return stream
     if args.input == "-":
         return CsvInput(sys.stdin, "<stdin>")
     path = Path(args.input)
