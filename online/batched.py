@@ -309,7 +309,7 @@ class BatchedHomOTLMS(_Batched):
             votes, mask, cnt = self._vote(F, a, b)
             pred[a:b] = votes.argmax(axis=1)
             ya = y[a:b]
-            z = ~(mask[np.arange(b - a), :, ya] & (cnt == 1))  # (devices, N): expert erred
+            z = ~mask[np.arange(b - a), :, ya]  # (devices, N): expert erred (y not among its top classes, HomOTLMS.hedge_mistakes)
             act = None if active is None else active[a:b]
             if act is not None:
                 z &= act[:, None]

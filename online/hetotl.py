@@ -1,7 +1,9 @@
 """HetOTL: heterogeneous online transfer learning (co-regularised PA).
 
-Zhao & Hoi, ICML 2010, and Zhao, Hoi, Wang & Li, Artificial Intelligence 216, 2014
-(HetOTL, Algorithm 3; optimisation problem (6) and its closed-form solution).
+Zhao & Hoi, ICML 2010, and Zhao, Hoi, Wang & Li, Artificial Intelligence 216, 2014 (HetOTL,
+AIJ Algorithm 3: the co-regularised optimisation problem (6), its loss Eq. (7) and the
+closed-form solution of Proposition 2; the AIJ numbering was checked against a stored full text
+of that paper).
 
 The target features are x = (x1, x2): x1 (the first m dimensions) is the source's feature
 space, x2 the target-only features.  w1 starts at the source classifier v, w2 at 0.
@@ -53,7 +55,7 @@ def _source_view(source: SourceClassifier | None) -> tuple[tuple, int]:
 
 
 class HetOTL(BinaryOnlineClassifier):
-    """Binary HetOTL (Zhao & Hoi ICML 2010; AIJ 2014, Algorithm 3, problem (6)).
+    """Binary HetOTL (Zhao & Hoi ICML 2010; Zhao, Hoi, Wang & Li AIJ 2014, Algorithm 3, problem (6)).
 
     Parameters
     ----------

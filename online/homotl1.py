@@ -1,7 +1,8 @@
 """HomOTL-I: homogeneous online transfer learning with exponential weights.
 
 Zhao & Hoi, "OTL: A Framework of Online Transfer Learning", ICML 2010, and Zhao, Hoi, Wang &
-Li, "Online Transfer Learning", Artificial Intelligence 216, 2014 (HomOTL-I, Algorithm 1).
+Li, "Online Transfer Learning", Artificial Intelligence 216, 2014 (HomOTL-I, AIJ Algorithm 1;
+the AIJ numbering was checked against a stored full text of that paper).
 
 A fixed source classifier v and a target PA-I learner w (Crammer et al. 2006) are combined:
 

@@ -1,20 +1,25 @@
 """HomOTL-II: homogeneous online transfer learning with the Hedge algorithm.
 
 Zhao & Hoi, ICML 2010, and Zhao, Hoi, Wang & Li, Artificial Intelligence 216, 2014
-(HomOTL-II, Algorithm 2).
+(HomOTL-II, AIJ Algorithm 2, the "mistake-driven" algorithm with Hedge weights and
+beta = sqrt(T) / (sqrt(T) + sqrt(ln 2)) of its Theorem 2; checked against a stored full text of
+the AIJ paper).
 
 A fixed source classifier v and a target PA-I learner w are the two experts of Hedge
 (Freund & Schapire 1997):
 
 * prediction  y_hat = sign(theta_1 sign(v.x) + theta_2 sign(w.x))  (weighted majority vote)
-* weights     theta_i <- theta_i beta^{z_i} (normalised), z_i = [y_t f_i(x_t) <= 0],
+* weights     theta_i <- theta_i beta^{z_i} (normalised), z_i = [y_t f_i(x_t) < 0],
               beta = sqrt(T) / (sqrt(T) + sqrt(ln 2)), theta_1 = theta_2 = 1/2 at the start
 * target      PA-I: w <- w + min(C, l/||x||^2) y x
 
 T is the horizon: given, or ``None`` for the anytime schedule T = t (current round).  The
 weights are kept as ``beta ** (L_i - min L)`` / sum over cumulative mistakes L_i (the same
 numbers as the multiplicative rule when beta is fixed).  ``y_hat = +1`` only for a positive
-vote: a tie (sign 0) predicts -1 (``False``).
+vote: a tie (sign 0) predicts -1 (``False``).  The mistake indicator is strict, as in the
+authors' reference code: an expert scoring exactly 0 (the untrained target on step 1) abstains
+from the vote and is not counted wrong (the papers write the indicator loosely; ``<= 0`` would
+penalise the target before it has seen a label).
 
 :class:`MulticlassHomOTL2` is :class:`~fedotl.online.homotlms.HomOTLMS` with a single source, whose
 beta is exactly sqrt(T) / (sqrt(T) + sqrt(ln 2)).
@@ -39,13 +44,13 @@ def _sign(z: float) -> float:
 
 
 class HomOTL2(BinaryOnlineClassifier):
-    """Binary HomOTL-II (Zhao & Hoi ICML 2010; AIJ 2014, Algorithm 2).
+    """Binary HomOTL-II (Zhao & Hoi ICML 2010; Zhao, Hoi, Wang & Li AIJ 2014, Algorithm 2).
 
     Parameters
     ----------
     source
         Fixed 2-class :class:`~fedotl.online.sources.SourceClassifier`; without one, the source
-        expert scores 0 (abstains and is always counted wrong).
+        expert scores 0 (abstains, so it never decides the vote and is never counted wrong).
     C
         PA-I aggressiveness of the target learner.
     horizon
@@ -54,8 +59,10 @@ class HomOTL2(BinaryOnlineClassifier):
     Examples
     --------
     T = 100: beta = 10 / (10 + sqrt(ln 2)) = 0.9231.  The source (v = (1, 0)) is right on
-    (x, y) = ((1, 0), +1); the untrained target scores 0 and is counted wrong, so
-    theta = (1, beta) / (1 + beta).
+    (x, y) = ((1, 0), +1); the untrained target scores 0, which is not a mistake (y f < 0 is),
+    so theta stays (1/2, 1/2).  The target's PA-I step gives w = (1, 0) (tau = 1).  On
+    (x, y) = ((0, 1), +1) both experts score 0: the vote ties, which predicts -1, and neither
+    expert is counted wrong.
 
     >>> import numpy as np
     >>> from fedotl.online.sources import SourceClassifier
@@ -64,7 +71,11 @@ class HomOTL2(BinaryOnlineClassifier):
     >>> model.predict_learn_array(np.array([1.0, 0.0]), 1)
     1
     >>> model.theta_.round(4)
-    array([0.52, 0.48])
+    array([0.5, 0.5])
+    >>> model.predict_learn_array(np.array([0.0, 1.0]), 1)
+    -1
+    >>> model.theta_.round(4)
+    array([0.5, 0.5])
     """
 
     def __init__(self, source: SourceClassifier | None = None, C: float = 1.0, horizon: int | None = None):
@@ -111,8 +122,8 @@ class HomOTL2(BinaryOnlineClassifier):
 
     def _update(self, x: np.ndarray, sq: float, y: int, fv: float, fw: float) -> None:
         self._t += 1
-        self._L1 += y * fv <= 0.0
-        self._L2 += y * fw <= 0.0
+        self._L1 += y * fv < 0.0  # strict, as the reference code: a zero score abstains
+        self._L2 += y * fw < 0.0
         self._th1, self._th2 = hedge_weights((self._L1, self._L2), hedge_beta(self.horizon, 2, self._t))
         pa_step(self._w, x, sq, y, fw, 1, self.C)  # target PA-I
 

@@ -6,7 +6,7 @@ Heterogeneous Sources", IEEE TKDE 29(7), 2017 (HomOTLMS).
 n fixed source classifiers v_1..v_n and a target PA-I learner w form n + 1 experts:
 
 * weights     u_i = 1/(n+1) at the start, u_i <- u_i beta^{z_i} (then normalised),
-              z_i = 1 when expert i errs on (x_t, y_t), beta = sqrt(T) / (sqrt(T) + sqrt(ln(n+1)))
+              z_i = [y_t f_i(x_t) < 0], beta = sqrt(T) / (sqrt(T) + sqrt(ln(n+1)))
 * prediction  weighted majority vote of the experts' predicted labels
 * target      PA-I update of w (Crammer et al. 2006), multi-class form
 
@@ -14,21 +14,38 @@ Hedge is scale-free, so the weights are kept as ``beta ** (L_i - min L)`` / sum 
 cumulative mistake counts L_i: the same numbers as the multiplicative rule, without underflow.
 ``horizon=None`` (T unknown) uses the anytime schedule T = t, the current round.
 
-Multi-class: expert i errs (z_i = 1) unless y is the unique top class of its scores (the
-binary z = [y f <= 0]); it votes for its top class, splitting its weight over ties (the binary
-sign(0) = 0 abstention).  Source classes are aligned with target labels by value; a source
-never votes for, and is always wrong on, a label it does not know.
+Mistakes follow the authors' reference code, z = [y f < 0]: an expert that scores 0 (the
+untrained target on step 1) abstains and is not penalised.  (The rule z = [y f <= 0] would
+penalise it, and cost the target learner a factor beta before it has seen a label.)  The
+multi-class reading (:func:`hedge_mistakes`): expert i errs (z_i = 1) when another class scores
+strictly above y, i.e. y is not among its top classes; a tie at the top that includes y is the
+binary f = 0 and is not a mistake.  With two classes and scores (-f/2, f/2) this is y f < 0
+exactly.  An expert votes for its top class, splitting its weight over ties (the binary
+sign(0) = 0 abstention).  Source classes are aligned with target labels by value; a source never
+votes for, and is always wrong on, a label it does not know (its score is -inf).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .ensemble import SourceEnsemble, strict_top, vote
+from .ensemble import SourceEnsemble, vote
 from .kernels import hedge_beta, hedge_weights
 from .validation import check_positive
 
-__all__ = ["HomOTLMS"]
+__all__ = ["HomOTLMS", "hedge_mistakes"]
+
+
+def hedge_mistakes(F: np.ndarray, yi: int) -> np.ndarray:
+    """Hedge's z_i per expert: does another class score strictly above ``yi``?
+
+    The multi-class reading of the reference code's ``y f < 0``: a tie at the top that
+    includes ``yi`` (an untrained learner's all-zero scores) is not a mistake.
+
+    >>> hedge_mistakes(np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0]]), 0)
+    array([False, False,  True])
+    """
+    return F[:, yi] < F.max(axis=1)
 
 
 class HomOTLMS(SourceEnsemble):
@@ -54,8 +71,8 @@ class HomOTLMS(SourceEnsemble):
     Examples
     --------
     Two sources and the target, T = 100: beta = 10 / (10 + sqrt(ln 3)) = 0.9051.  Source 1
-    is right, source 2 and the (untrained) target are wrong, so the weights become
-    (1, beta, beta) / (1 + 2 beta).
+    is right and source 2 is wrong; the untrained target scores 0 for every class (y f = 0,
+    not a mistake), so the weights become (1, beta, 1) / (2 + beta).
 
     >>> import numpy as np
     >>> from fedotl.online.sources import SourceClassifier
@@ -65,7 +82,7 @@ class HomOTLMS(SourceEnsemble):
     >>> model.predict_learn_array(np.array([1.0, 0.0]), "a")
     'a'
     >>> model.weights_.round(4)
-    array([0.3558, 0.3221, 0.3221])
+    array([0.3442, 0.3116, 0.3442])
     """
 
     def __init__(
@@ -114,7 +131,7 @@ class HomOTLMS(SourceEnsemble):
         self._u = hedge_weights(self._L, self.beta_)
 
     def _update_weights(self, F: np.ndarray, yi: int) -> None:
-        self._hedge(~strict_top(F, yi))
+        self._hedge(hedge_mistakes(F, yi))
 
     def _predict_learn_enc(self, x: np.ndarray, sq: float, yi: int) -> int:
         # fused step: the top-class mask serves both the vote and the mistakes
@@ -122,7 +139,7 @@ class HomOTLMS(SourceEnsemble):
         mask = F == F.max(axis=1, keepdims=True)
         cnt = mask.sum(axis=1)
         pred = int(np.dot(self._u / cnt, mask).argmax())
-        self._hedge(~(mask[:, yi] & (cnt == 1)))
+        self._hedge(~mask[:, yi])  # hedge_mistakes: y is not among the top classes
         self._target_update(x, sq, F, yi)
         return pred
 

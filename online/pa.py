@@ -1,13 +1,16 @@
 """Passive-Aggressive learners, binary and multi-class (Crammer et al., JMLR 7, 2006).
 
-Binary (labels y in {-1, +1}), Crammer et al. 2006, Sec. 3 and Fig. 1:
+Equation, section and figure numbers of the paper are not cited: they could not be checked
+against a copy of the paper, so each rule is named instead.
 
-* hinge loss  l_t = max(0, 1 - y_t (w_t . x_t))                          (their Eq. 1)
-* update      w_{t+1} = w_t + tau_t y_t x_t                              (their Eq. 3)
+Binary (labels y in {-1, +1}), the paper's binary classification algorithms:
+
+* hinge loss  l_t = max(0, 1 - y_t (w_t . x_t))
+* update      w_{t+1} = w_t + tau_t y_t x_t
 * step sizes  PA: tau = l / ||x||^2;  PA-I: tau = min(C, l / ||x||^2);
-              PA-II: tau = l / (||x||^2 + 1/(2C))                        (Fig. 1, Eq. 6)
+              PA-II: tau = l / (||x||^2 + 1/(2C))
 
-Multi-class, Crammer et al. 2006, Sec. 7 with one weight row per class (the multi-vector
+Multi-class, the paper's multiclass section with one weight row per class (the multi-vector
 construction Phi(x, y), for which ||Phi(x, y) - Phi(x, s)||^2 = 2 ||x||^2):
 
 * s_t = argmax_{r != y_t} W_r . x_t  (highest-scoring wrong class: the max-loss update,
@@ -41,7 +44,7 @@ __all__ = ["PA", "MulticlassPA"]
 
 
 class PA(BinaryOnlineClassifier):
-    """Binary Passive-Aggressive classifier (Crammer et al., JMLR 2006, Eqs. 1, 3, 6 / Fig. 1).
+    """Binary Passive-Aggressive classifier (Crammer et al., JMLR 2006: hinge loss, PA / PA-I / PA-II steps).
 
     Parameters
     ----------
@@ -143,7 +146,7 @@ class PA(BinaryOnlineClassifier):
 
 
 class MulticlassPA(MulticlassOnlineClassifier):
-    """Multi-class Passive-Aggressive classifier (Crammer et al., JMLR 2006, Sec. 7).
+    """Multi-class Passive-Aggressive classifier (Crammer et al., JMLR 2006, multi-class max-loss update).
 
     One weight row per class; the update moves the true class row and the highest-scoring
     wrong class row by +-tau x (see the module docstring for tau).  An unseen label adds a

@@ -65,7 +65,9 @@ def reject_values(x: dict) -> None:
 
 def row_norms(X: np.ndarray) -> np.ndarray:
     """Squared norms of the rows of a float 2-D array; ``ValueError`` naming the first bad row."""
-    sq = np.einsum("ij,ij->i", X, X)
+    # row by row with dot, as the one-sample path (``_check_x``) does: einsum may differ in the last bit,
+    # and then a stream learnt from X would not be bit for bit the same stream learnt sample by sample
+    sq = np.fromiter((r.dot(r) for r in X), dtype=np.float64, count=X.shape[0])
     if not np.isfinite(sq).all():
         bad = int(np.flatnonzero(~np.isfinite(sq))[0])
         raise ValueError(f"X row {bad} contains NaN or infinite values")

@@ -18,6 +18,20 @@ never used offline.  With ``target_standardize="online"`` every learner is
 wrapped in :class:`fedotl.online.TargetStandardized`, which re-standardises the
 target stream causally with its own running statistics (shrunk towards the
 source scale), for sources and targets whose sensors differ.
+
+ODDM fits its JDA projections on an unlabelled slice of the target, which the
+authors hold out of the stream (their first 30% of the target).  :func:`build_task`
+holds out ``oddm_slice`` of the target's windows (:data:`ODDM_SLICE` = 0.3 by
+default, :func:`hold_out`) and the task's ``target`` is the remaining stream.
+*Every* learner is evaluated on that same remaining stream, whether or not ODDM
+is among them, so the columns of one run, and of runs with other learners, stay
+comparable.  The slice is drawn at random (seeded) by default: DSADS records one
+activity after another, so the first 30% in time order holds only 6 of the 19
+activities (5 of them whole), and holding it out would drop 5 activities from
+the stream (and give JDA a slice of 6 activities).  A random slice covers all
+activities, but its windows neighbour streamed windows of the same bout.
+``oddm_slice_from="start"`` takes the first windows in time order instead, as
+the authors do; ``oddm_slice=0`` streams every window (ODDM then cannot run).
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ from fedotl.online import (
     SourceOnly,
     TargetStandardized,
 )
+from fedotl.online.oddm import MU_UNIT
 from fedotl.online.sources import SourceClassifier, train_averaged_pa
 from fedotl.simulations.dataset import HARDataset
 from fedotl.simulations.splits import align_datasets
@@ -48,6 +63,8 @@ from fedotl.simulations.windows import make_windows
 LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "fixed", "homotlms", "oddm")
 DEFAULT_LEARNERS = ("pa", "source", "paio", "homotl1", "homotl2", "homotlms", "oddm")
 TARGET_STANDARDIZE = ("source", "online")
+ODDM_SLICE = 0.3  # share of the target held out as ODDM's unlabelled JDA slice (the authors' 30%)
+SLICE_FROM = ("random", "start")  # where the slice is taken: at random (seeded), or first in time
 
 
 @dataclass
@@ -59,11 +76,17 @@ class Domain:
 
 @dataclass
 class TransferTask:
-    """Standardised features of the target stream and of each source domain."""
+    """Standardised features of the target stream and of each source domain.
+
+    ``target`` is the evaluated stream (time order); ``unlabeled`` the windows held out of it
+    for ODDM's JDA (``None`` when nothing is held out).  Its labels are kept for inspection
+    only: no learner is given them.
+    """
 
     target: Domain
     sources: list[Domain]
     feature_names: list[str]
+    unlabeled: Domain | None = None
 
     @property
     def pooled(self) -> Domain:
@@ -74,6 +97,29 @@ def pool(domains: Sequence[Domain]) -> Domain:
     """All the domains' windows as one domain."""
     return Domain("+".join(d.name for d in domains), np.concatenate([d.X for d in domains]),
                   np.concatenate([d.y for d in domains]))
+
+
+def hold_out(n: int, fraction: float, where: str = "random", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions 0..n-1 into (slice, stream), both sorted (time order kept).
+
+    The slice has ``round(fraction * n)`` positions (at least one when ``fraction > 0``),
+    drawn at random with ``seed`` or, with ``where="start"``, the first ones.
+
+    >>> hold_out(10, 0.3, "start")
+    (array([0, 1, 2]), array([3, 4, 5, 6, 7, 8, 9]))
+    >>> sl, st = hold_out(10, 0.3, seed=1); len(sl), len(st), set(sl) & set(st)
+    (3, 7, set())
+    """
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+        raise ValueError(f"the ODDM slice must be a fraction in [0, 1), got {fraction!r}")
+    if where not in SLICE_FROM:
+        raise ValueError(f"the ODDM slice is taken from one of {', '.join(SLICE_FROM)}, got {where!r}")
+    k = max(1, round(fraction * n)) if fraction > 0 else 0
+    if where == "start":
+        sl = np.arange(k)
+    else:
+        sl = np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+    return sl, np.setdiff1d(np.arange(n), sl)
 
 
 def domain_features(ds: HARDataset, window_s: float, stride_s: float | None) -> tuple:
@@ -90,6 +136,9 @@ def build_task(
     window_s: float = 5.0,
     stride_s: float | None = None,
     source_ds: HARDataset | None = None,
+    oddm_slice: float = ODDM_SLICE,
+    oddm_slice_from: str = "random",
+    seed: int = 0,
 ) -> TransferTask:
     """Target = one subject (at a position); sources = other subjects (at a position).
 
@@ -102,6 +151,11 @@ def build_task(
     both sides keep only the activities the two datasets share, under common
     codes (:func:`fedotl.simulations.splits.align_datasets`).  The two views must
     have the same number of channels, e.g. one 9-channel body unit each.
+
+    ``oddm_slice`` of the target's windows (taken ``oddm_slice_from`` "random", with
+    ``seed``, or the "start" in time order; :func:`hold_out`) become the unlabelled
+    slice ``unlabeled`` and are removed from the stream ``target`` that every learner is
+    evaluated on.
     """
     if (target_position is None) != (source_position is None):
         raise ValueError("give both --source-position and --target-position, or neither")
@@ -137,11 +191,16 @@ def build_task(
     sources = source_set(sview, source_subjects, window_s, stride_s, prefix, source_position)
     Xt = sources.standardize(Xt)
     order = np.lexsort((ws_t.start, ws_t.recording))  # the target stream in time order
+    Xt, yt = Xt[order], ws_t.y[order]
     tname = target_subject + (f"@{target_position}" if target_position else "")
+    sl, st = hold_out(len(yt), oddm_slice, oddm_slice_from, seed)
+    if len(np.unique(yt[st])) < 2:
+        raise ValueError(f"after holding out the ODDM slice, target {tname}'s stream holds fewer than two classes")
     return TransferTask(
-        target=Domain(tname, Xt[order], ws_t.y[order]),
+        target=Domain(tname, Xt[st], yt[st]),
         sources=sources.domains,
         feature_names=ws_t.feature_names(ONLINE_STATS, magnitude=False),
+        unlabeled=Domain(tname + ":slice", Xt[sl], yt[sl]) if len(sl) else None,
     )
 
 
@@ -187,11 +246,15 @@ def learner_factories(
     task: TransferTask,
     names: Sequence[str],
     seed: int = 0,
-    oddm_target_slice: int = 50,
     target_standardize: str = "source",
     prior_weight: float = 20.0,
+    oddm_mu_unit: float = MU_UNIT,
 ) -> dict[str, Callable[[], object]]:
     """Fresh-learner factories for the named learners (sources are built once).
+
+    ODDM's JDA sees ``task.unlabeled`` (held out of ``task.target`` by :func:`build_task`),
+    never a window of the evaluated stream; ``oddm_mu_unit`` is its update strength per unit
+    of feature scale (:class:`fedotl.online.HomOTLODDM`).
 
     ``target_standardize="source"`` streams the task's features as they are
     (standardised with the sources' statistics).  ``"online"`` wraps every
@@ -212,11 +275,14 @@ def learner_factories(
     standardizer = TargetStandardized(MulticlassPA(), prior_weight) if online_std else None
     Xu = None
     if "oddm" in names:
-        # JDA sees only an unlabelled slice of the target: its first windows in time.
-        Xu = task.target.X[:oddm_target_slice]
+        if task.unlabeled is None:
+            raise ValueError("oddm needs an unlabelled target slice held out of the stream (build_task's oddm_slice > 0)")
+        # JDA sees only the held-out slice, disjoint from the evaluated stream (as the authors)
+        Xu = task.unlabeled.X
         if standardizer is not None:
             Xu = standardizer.standardize(Xu)
-    out = source_learners(task.sources, names, horizon=len(task.target.y), seed=seed, oddm_unlabelled=Xu)
+    out = source_learners(task.sources, names, horizon=len(task.target.y), seed=seed, oddm_unlabelled=Xu,
+                          oddm_mu_unit=oddm_mu_unit)
     if online_std:
         return {n: (lambda f=f: TargetStandardized(f(), prior_weight)) for n, f in out.items()}
     return out
@@ -228,11 +294,13 @@ def source_learners(
     horizon: int,
     seed: int = 0,
     oddm_unlabelled: np.ndarray | None = None,
+    oddm_mu_unit: float = MU_UNIT,
 ) -> dict[str, Callable[[], object]]:
     """Fresh-learner factories over source domains (each source classifier is trained once).
 
     ``horizon`` is the stream length T that HomOTL-II's and the Hedge ensembles' learning rates
-    are tuned for; ODDM also needs ``oddm_unlabelled``, an unlabelled slice of the target.
+    are tuned for; ODDM also needs ``oddm_unlabelled``, an unlabelled slice of the target kept
+    out of the stream it is evaluated on.
     """
     unknown = [n for n in names if n not in LEARNERS]
     if unknown:
@@ -265,6 +333,6 @@ def source_learners(
             out[n] = lambda: HomOTLMS(per_source, horizon=T)
         elif n == "oddm":
             projected = tuple(ProjectedSource.fit(d.X, d.y, oddm_unlabelled, name=d.name) for d in sources)
-            out[n] = lambda p=projected: HomOTLODDM(p, horizon=T)
+            out[n] = lambda p=projected: HomOTLODDM(p, mu_unit=oddm_mu_unit, horizon=T)
     return out
 

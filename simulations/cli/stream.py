@@ -15,7 +15,8 @@ DEFAULT_PRIOR_WEIGHT = 20.0
 def register(sub: argparse._SubParsersAction) -> None:
     from fedotl.simulations.arguments import add_dataset_args, bounded, positive_int
     from fedotl.simulations.readers import DATASETS
-    from fedotl.simulations.stream import DEFAULT_LEARNERS, LEARNERS, TARGET_STANDARDIZE
+    from fedotl.online.oddm import MU_UNIT
+    from fedotl.simulations.stream import DEFAULT_LEARNERS, LEARNERS, ODDM_SLICE, SLICE_FROM, TARGET_STANDARDIZE
 
     p = sub.add_parser(
         "stream",
@@ -54,6 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --target-standardize online: pseudo-windows of the source scale (mean 0, "
         f"variance 1) the running statistics start from (default {DEFAULT_PRIOR_WEIGHT:g})",
     )
+    p.add_argument(
+        "--oddm-slice",
+        type=bounded(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+        default=ODDM_SLICE,
+        metavar="F",
+        help="share of the target's windows held out as ODDM's unlabelled JDA slice; every learner "
+        "streams the other windows (default %(default)s, as the ODDM authors; 0: stream all, no oddm)",
+    )
+    p.add_argument("--oddm-slice-from", choices=SLICE_FROM, default=SLICE_FROM[0],
+                   help="take the slice at random (seeded by --seed) or from the start of the recording (default %(default)s)")
+    p.add_argument("--oddm-mu-unit", type=bounded(float, lambda v: v >= 0, "a number >= 0"), default=MU_UNIT, metavar="MU",
+                   help="ODDM's projection-update strength per unit of feature scale (default %(default)s; 0: off)")
     p.add_argument("--permutations", type=positive_int, default=20, help="random orders to average (default 20)")
     p.add_argument("--time-order", action="store_true", help="stream in recorded order (adds the persistence baseline)")
     p.add_argument("--window", type=float, default=5.0, help="window length in seconds (default 5)")
@@ -90,9 +103,13 @@ def run_stream(args: argparse.Namespace) -> dict:
         source_position=args.source_position,
         window_s=args.window,
         source_ds=source_ds,
+        oddm_slice=args.oddm_slice,
+        oddm_slice_from=args.oddm_slice_from,
+        seed=args.seed,
     )
     factories = learner_factories(
-        task, names, seed=args.seed, target_standardize=args.target_standardize, prior_weight=prior_weight
+        task, names, seed=args.seed, target_standardize=args.target_standardize, prior_weight=prior_weight,
+        oddm_mu_unit=args.oddm_mu_unit,
     )
     results = {}
     # One learner at a time so the bar moves; evaluate() pairs them on the same orders.
@@ -107,6 +124,8 @@ def run_stream(args: argparse.Namespace) -> dict:
         "sources": [s.name for s in task.sources],
         "protocol": "time-order" if args.time_order else f"{args.permutations} permutations",
         "n": int(len(task.target.y)),
+        "oddm_slice": {"fraction": args.oddm_slice, "from": args.oddm_slice_from,
+                       "windows": 0 if task.unlabeled is None else int(len(task.unlabeled.y))},
         "d": int(task.target.X.shape[1]),
         "target_standardize": args.target_standardize,
         "prior_weight": prior_weight if online_std else None,

@@ -92,29 +92,37 @@ def test_homotl2_hedge_by_hand():
     T = 4
     beta = math.sqrt(T) / (math.sqrt(T) + math.sqrt(math.log(2)))
     m = HomOTL2(binary_source([1.0, 0.0]), C=1.0, horizon=T)
-    # step 1: source right (f = 1), target f = 0 counted wrong (y f <= 0)
+    # step 1: source right (f = 1); the untrained target scores f = 0, which is not a mistake
+    # (the reference code's y f < 0), so theta stays (1/2, 1/2)
     assert m.predict_learn_array(np.array([1.0, 0.0]), 1) == 1  # vote 1/2 * 1 + 1/2 * 0 > 0
-    np.testing.assert_allclose(m.theta_, np.array([1.0, beta]) / (1 + beta))
+    np.testing.assert_allclose(m.theta_, [0.5, 0.5])
     # target after PA-I: w = x (loss 1, tau = 1)
-    # step 2: x = (-1, 1), y = +1: source f = -1 (wrong), target f = -1 (wrong)
+    # step 2: x = (-1, 1), y = +1: source f = -1 (wrong), target f = -1 (wrong): L = (1, 1)
     m.predict_learn_array(np.array([-1.0, 1.0]), 1)
-    np.testing.assert_allclose(m.theta_, np.array([beta, beta**2]) / (beta + beta**2))
-    # step 3: x = (2, 0), y = -1: source f = 2 (wrong); target w = (0, 1) after step 2 -> f = 0 (wrong)
+    np.testing.assert_allclose(m.theta_, [0.5, 0.5])
+    # step 3: x = (2, 0), y = -1: source f = 2 (wrong); target w = (0, 1) after step 2 -> f = 0,
+    # not wrong: L = (2, 1)
     np.testing.assert_allclose(m.target_weights_, [0.0, 1.0])
     m.predict_learn_array(np.array([2.0, 0.0]), -1)
-    np.testing.assert_allclose(m.theta_, np.array([beta**2, beta**3]) / (beta**2 + beta**3))
+    np.testing.assert_allclose(m.theta_, np.array([beta, 1.0]) / (beta + 1.0))
+
+
+def test_homotl2_zero_score_is_not_a_mistake():
+    # the old rule (y f <= 0) penalised the untrained target on step 1: theta = (1, beta) / (1 + beta)
+    m = HomOTL2(binary_source([1.0]), horizon=4)
+    m.learn_array(np.array([1.0]), 1)
+    assert m.theta_.tolist() == [0.5, 0.5]
+    # ties in the vote still go to -1 (documented): source and target both score 0
+    assert HomOTL2(binary_source([0.0]), horizon=4).predict_array(np.array([1.0])) == -1
 
 
 def test_homotl2_anytime_beta():
     m = HomOTL2(binary_source([1.0]))
     m.learn_array(np.array([-1.0]), 1)  # t = 1: beta_1 = 1 / (1 + sqrt(ln 2)); source wrong
     b1 = 1 / (1 + math.sqrt(math.log(2)))
-    np.testing.assert_allclose(m.theta_, np.array([b1, b1]) / (2 * b1))  # target also wrong (f = 0)
-    m.learn_array(np.array([1.0]), 1)  # source right; target w = -1 * ... wrong
-    b2 = math.sqrt(2) / (math.sqrt(2) + math.sqrt(math.log(2)))
-    L = np.array([1.0, 2.0])
-    th = b2 ** (L - L.min())
-    np.testing.assert_allclose(m.theta_, th / th.sum())
+    np.testing.assert_allclose(m.theta_, np.array([b1, 1.0]) / (b1 + 1.0))  # target f = 0: not wrong
+    m.learn_array(np.array([1.0]), 1)  # source right; target w = -1 after PA-I: f = -1, wrong
+    np.testing.assert_allclose(m.theta_, [0.5, 0.5])  # L = (1, 1), whatever beta_2
 
 
 def test_multiclass_homotl2_reduces_to_binary():
@@ -137,15 +145,34 @@ def test_homotlms_hedge_by_hand():
     s2 = SourceClassifier(np.eye(3)[[1, 0, 2]], classes=("a", "b", "c"))  # swaps a and b
     m = HomOTLMS((s1, s2), C=1.0, horizon=T)
     np.testing.assert_allclose(m.weights_, [1 / 3, 1 / 3, 1 / 3])
-    # x = e_a, y = a: s1 says a (right), s2 says b (wrong), target ties (wrong)
+    # x = e_a, y = a: s1 says a (right), s2 says b (wrong), the untrained target ties (scores
+    # all 0: y is among its top classes, the multi-class y f = 0, not a mistake)
     # vote: a gets 1/3 + 1/9, b gets 1/3, c 1/9 -> "a"
     assert m.predict_learn_array(np.array([1.0, 0.0, 0.0]), "a") == "a"
-    np.testing.assert_allclose(m.weights_, np.array([1, beta, beta]) / (1 + 2 * beta))
+    np.testing.assert_allclose(m.weights_, np.array([1, beta, 1]) / (2 + beta))
     # target after PA-I: W_a = x/2, W_b = -x/2 (s = b, the first wrong class)
     np.testing.assert_allclose(m.target_weights_[:, 0], [0.5, -0.5, 0.0])
-    # x = e_b, y = b: s1 says b (right), s2 says a (wrong), target scores 0 for all (wrong)
+    # x = e_b, y = b: s1 says b (right), s2 says a (wrong), target scores 0 for all (a tie: not wrong)
     m.predict_learn_array(np.array([0.0, 1.0, 0.0]), "b")
-    np.testing.assert_allclose(m.weights_, np.array([1, beta**2, beta**2]) / (1 + 2 * beta**2))
+    np.testing.assert_allclose(m.weights_, np.array([1, beta**2, 1]) / (2 + beta**2))
+    # x = e_a, y = b: s1 says a (wrong), s2 says b (right), target says a (wrong): L = (1, 2, 1)
+    m.predict_learn_array(np.array([1.0, 0.0, 0.0]), "b")
+    np.testing.assert_allclose(m.weights_, np.array([1, beta, 1]) / (2 + beta))
+
+
+def test_homotlms_untrained_target_is_not_penalised_on_step_one():
+    # the old rule (y not the *unique* top class) gave weights (1, beta) / (1 + beta) here
+    beta = 2 / (2 + math.sqrt(math.log(2)))  # T = 4, n + 1 = 2 experts
+    m = HomOTLMS((SourceClassifier(np.eye(2), classes=(0, 1)),), horizon=4)
+    m.predict_learn_array(np.array([1.0, 0.0]), 0)  # source right, target all zeros
+    np.testing.assert_allclose(m.weights_, [0.5, 0.5])
+    m.predict_learn_array(np.array([0.0, 1.0]), 0)  # source wrong; target (W_0 = e_0/2) ties at 0
+    np.testing.assert_allclose(m.weights_, np.array([beta, 1.0]) / (beta + 1.0))
+    # the fused prequential step and learn_array give the same weights
+    m2 = HomOTLMS((SourceClassifier(np.eye(2), classes=(0, 1)),), horizon=4)
+    m2.learn_array(np.array([1.0, 0.0]), 0)
+    m2.learn_array(np.array([0.0, 1.0]), 0)
+    np.testing.assert_allclose(m2.weights_, m.weights_)
 
 
 def test_homotlms_beta_uses_n_plus_one_experts():
@@ -167,7 +194,7 @@ def test_homotlms_without_sources_is_multiclass_pa1():
 
 def test_reset_weights():
     m = HomOTLMS((SourceClassifier(np.eye(2), classes=(0, 1)),), horizon=10)
-    m.partial_fit(np.eye(2), [0, 1])  # the source is right twice, the target wrong twice
+    m.partial_fit(np.eye(2), [1, 0])  # the source is wrong twice, the target ties twice (not wrong)
     assert not np.allclose(m.weights_, 0.5)
     m.reset_weights()
     np.testing.assert_allclose(m.weights_, [0.5, 0.5])

@@ -53,9 +53,13 @@ def test_oddm_hedge_and_prediction_by_hand():
     src = _manual_source()
     m = HomOTLODDM((src,), horizon=4, update_every=100, normalize=True)
     beta = 2 / (2 + math.sqrt(math.log(2)))  # 2n = 2 experts
-    x = np.array([0.0, 2.0, 0.0])  # z = (0, 1): source says b, target ties
+    x = np.array([0.0, 2.0, 0.0])  # z = (0, 1): source says b, target ties (not a mistake)
     assert m.predict_learn_array(x, "b") == "b"
-    np.testing.assert_allclose(m.weights_, np.array([1.0, beta]) / (1 + beta))
+    np.testing.assert_allclose(m.weights_, [0.5, 0.5])
+    # target after PA-I: W_b = z/2, W_a = -z/2.  x = (2, 0, 0), z = (1, 0), y = b: the source says
+    # a (wrong), the target ties at 0 (not wrong)
+    m.predict_learn_array(np.array([2.0, 0.0, 0.0]), "b")
+    np.testing.assert_allclose(m.weights_, np.array([beta, 1.0]) / (1 + beta))
     assert m.n_experts == 2
 
 
@@ -147,3 +151,45 @@ def test_oddm_without_sources_is_pa1_on_normalised_x():
     a = HomOTLODDM(classes=(0, 1, 2)).prequential(X, y)
     b = MulticlassPA(classes=(0, 1, 2)).prequential(Xn, y)
     np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------- mu at the feature scale
+def _scaled_source(sq_norm: float) -> ProjectedSource:
+    A = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    clf = SourceClassifier(np.eye(2), classes=("a", "b"))
+    return ProjectedSource(A, clf, np.array([2.0, 0.0, 0.0]), {}, sq_norm=sq_norm,
+                           target_mean=np.zeros(3), target_count=1)
+
+
+def test_oddm_update_is_scaled_to_the_features_by_hand():
+    # rows of mean squared norm s = 5, mu_unit = 1 (the authors' mu on unit-norm rows): mu = 1/5
+    m = HomOTLODDM((_scaled_source(5.0),), mu_unit=1.0, update_every=1, horizon=10, normalize=False)
+    assert m.mu_.tolist() == [0.2]
+    m.predict_learn_array(np.array([0.0, 2.0, 0.0]), "a")
+    # running target mean: slice mean 0 (1 window) and x -> (0, 1, 0); d = (2, 0, 0) - (0, 1, 0)
+    # = (2, -1, 0), ||d||^2 = 5, mu ||d||^2 = 1: (I + mu d d^T)^{-1} = I - 0.1 d d^T
+    expected = np.array([[0.6, 0.2], [0.2, 0.9], [0.0, 0.0]])
+    np.testing.assert_allclose(m.projections_[0], expected, atol=1e-12)
+    # the old default (mu = 0.1 in input units, target mean from 0 without the slice) differs
+    d_old = np.array([2.0, -2.0, 0.0])
+    old = np.linalg.solve(np.eye(3) + 0.1 * np.outer(d_old, d_old), _scaled_source(5.0).A)
+    assert not np.allclose(old, expected, atol=1e-3)
+
+
+def test_oddm_default_mu_divides_mu_unit_by_the_feature_scale():
+    from fedotl.online.oddm import MU_UNIT
+
+    srcs = (_scaled_source(54.0), _scaled_source(270.0))
+    np.testing.assert_allclose(HomOTLODDM(srcs).mu_, [MU_UNIT / 54.0, MU_UNIT / 270.0])
+    np.testing.assert_allclose(HomOTLODDM(srcs, mu=0.3).mu_, [0.3, 0.3])  # explicit mu: input units
+    off = HomOTLODDM(srcs, mu_unit=0.0, update_every=1, normalize=False)
+    off.predict_learn_array(np.array([0.0, 2.0, 0.0]), "a")
+    np.testing.assert_array_equal(off.projections_[0], srcs[0].A)  # 0 switches the update off
+    with pytest.raises(ValueError, match="mu_unit must be a finite number >= 0"):
+        HomOTLODDM(srcs, mu_unit=-1.0)
+    # fit measures the feature scale and the slice
+    Xs, ys, Xt, _ = _shifted_problem(3)
+    src = ProjectedSource.fit(Xs, ys, Xt[:40], n_components=2, n_iter=1)
+    assert src.sq_norm == pytest.approx(float((Xs**2).sum(axis=1).mean()))
+    np.testing.assert_allclose(src.target_mean, Xt[:40].mean(axis=0))
+    assert src.target_count == 40

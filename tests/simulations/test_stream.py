@@ -9,7 +9,10 @@ import pytest
 
 from fedotl.simulations.cli import main
 from fedotl.simulations.readers import dsads
-from fedotl.simulations.stream import build_task, learner_factories
+from fedotl.simulations.stream import ODDM_SLICE, build_task, learner_factories
+
+N_WINDOWS = 19 * 6  # synthetic DSADS: 19 activities x 6 segments per subject
+N_STREAM = N_WINDOWS - round(ODDM_SLICE * N_WINDOWS)  # ODDM's unlabelled slice is held out
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def ds(synth_dsads):
 def test_subject_task_uses_only_source_statistics(ds):
     task = build_task(ds, "p2")
     assert [s.name for s in task.sources] == ["p1", "p3", "p4"]
-    assert task.target.name == "p2" and task.target.X.shape == (19 * 6, 270)
+    assert task.target.name == "p2" and task.target.X.shape == (N_STREAM, 270)
     pooled = task.pooled.X
     np.testing.assert_allclose(pooled.mean(axis=0), 0.0, atol=1e-4)
     # the target is standardised with the sources' statistics, not its own
@@ -59,7 +62,7 @@ def test_stream_json_contract(synth_dsads, capsys):
     )
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert out["target"] == "p4" and out["n"] == 19 * 6
+    assert out["target"] == "p4" and out["n"] == N_STREAM
     assert set(out["learners"]) == {"pa", "source", "homotl1", "homotlms"}
     for r in out["learners"].values():
         assert 0.0 <= r["mistake_rate_mean"] <= 1.0 and r["mistake_rate_std"] >= 0.0
@@ -68,13 +71,16 @@ def test_stream_json_contract(synth_dsads, capsys):
     assert out["learners"]["source"]["mistake_rate_std"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_time_order_adds_persistence(synth_dsads, capsys):
+def test_time_order_adds_persistence(ds, synth_dsads, capsys):
     rc = main(["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p1",
                "--learners", "pa", "--time-order", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and set(out["learners"]) == {"pa", "persistence"}
-    # 19 bouts in time order: persistence errs once per bout
-    assert out["learners"]["persistence"]["mistake_rate_mean"] == pytest.approx(19 / (19 * 6))
+    # the stream (time order, slice held out): persistence errs once per bout of one label
+    y = build_task(ds, "p1").target.y
+    bouts = 1 + int((y[1:] != y[:-1]).sum())
+    assert out["learners"]["persistence"]["mistake_rate_mean"] == pytest.approx(bouts / len(y))
+    assert bouts == 19  # every activity keeps at least one window in the stream
 
 
 @pytest.mark.parametrize(
@@ -170,3 +176,54 @@ def test_stream_bad_standardization_values(synth_dsads, capsys, extra, needle):
         main(["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p1", *extra])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and needle in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------- ODDM's unlabelled slice
+def test_oddm_slice_is_held_out_of_the_stream(ds):
+    full = build_task(ds, "p1", oddm_slice=0.0)
+    assert full.unlabeled is None and len(full.target.y) == N_WINDOWS
+    task = build_task(ds, "p1")
+    sl, st = task.unlabeled, task.target
+    assert len(sl.y) == N_WINDOWS - N_STREAM and len(st.y) == N_STREAM
+    rows = {r.tobytes() for r in full.target.X}
+    # slice and stream split the target's windows: the stream holds none of the slice's
+    stream_rows = {r.tobytes() for r in st.X}
+    slice_rows = {r.tobytes() for r in sl.X}
+    assert not stream_rows & slice_rows and stream_rows | slice_rows == rows
+    # the stream keeps time order (it is the full stream with the slice's windows removed)
+    keep = np.array([r.tobytes() not in slice_rows for r in full.target.X])
+    np.testing.assert_array_equal(st.X, full.target.X[keep])
+    # random by default: the slice spans the activities, not only the first ones
+    assert len(np.unique(sl.y)) > 10
+    start = build_task(ds, "p1", oddm_slice_from="start")
+    np.testing.assert_array_equal(start.unlabeled.X, full.target.X[: len(sl.y)])
+    np.testing.assert_array_equal(start.target.X, full.target.X[len(sl.y):])
+    with pytest.raises(ValueError, match="fraction in"):
+        build_task(ds, "p1", oddm_slice=1.0)
+    with pytest.raises(ValueError, match="taken from one of random, start"):
+        build_task(ds, "p1", oddm_slice_from="end")
+
+
+def test_oddm_jda_sees_only_the_slice(ds):
+    task = build_task(ds, "p2", target_position="LA", source_position="RA")
+    model = learner_factories(task, ["oddm"])["oddm"]()
+    # the running target mean starts at the slice's mean, counting its windows
+    np.testing.assert_allclose(model._mu_t[0], task.unlabeled.X.astype(float).mean(axis=0), rtol=1e-5)
+    assert model._nt[0] == len(task.unlabeled.y)
+    # the old code fitted JDA on the stream's own first 50 windows: their mean differs
+    assert not np.allclose(model._mu_t[0], task.target.X[:50].mean(axis=0))
+    with pytest.raises(ValueError, match="held out of the stream"):
+        learner_factories(build_task(ds, "p2", oddm_slice=0.0), ["oddm"])
+
+
+def test_every_learner_streams_the_same_windows(synth_dsads, capsys):
+    rc = main(["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p2",
+               "--learners", "pa,oddm", "--permutations", "2", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["n"] == N_STREAM
+    assert main(["stream", "--dataset", "dsads", str(synth_dsads), "--target-subject", "p2",
+                 "--learners", "pa", "--permutations", "2", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    # pa's column does not depend on whether oddm ran beside it
+    assert alone["n"] == N_STREAM
+    assert alone["learners"]["pa"]["mistake_rate_mean"] == out["learners"]["pa"]["mistake_rate_mean"]
