@@ -9,12 +9,16 @@ What it does, with Flower's own executables only:
    equal that count), before anything starts, and writes each device's store
    to ``RUN_DIR/stores/devices/<i>`` (the launcher plays every device's recorder);
 2. starts ``flower-superlink`` with TLS (``--ssl-ca-certfile``,
-   ``--ssl-certfile``, ``--ssl-keyfile``); in flwr 1.42 its Fleet, Control and
+   ``--ssl-certfile``, ``--ssl-keyfile``) and SuperNode authentication
+   (``--enable-supernode-auth``); in flwr 1.42 its Fleet, Control and
    Runtime APIs share one HTTPS port (``--port``);
-3. starts one ``flower-supernode`` per device, trusting the CA
+3. makes a key pair per device in ``RUN_DIR/keys`` (:mod:`fedotl.deploy.node_keys`;
+   kept for a resumed run), registers each public key with ``flwr supernode
+   register`` under the device's name, and starts one ``flower-supernode`` per
+   device with its private key (``--auth-supernode-private-key``), trusting the CA
    (``--root-certificates``), with ``--node-config "partition-id=i
    num-partitions=N data-dir=<its store>"`` and its own ClientAppIO (Runtime API) port
-   ``--node-port + i``, and waits until the SuperLink lists all N online;
+   ``--node-port + i``; it waits until the SuperLink lists all N online;
 4. submits the app with ``flwr run . fedotl-tls --stream`` from a private
    FLWR_HOME whose ``config.toml`` points at the SuperLink with the CA as
    ``root-certificates``;
@@ -45,11 +49,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Iterable, Sequence
 
 from fedotl.client.config import APP_KEYS, DEFAULTS, RunConfig, parse_value
 from fedotl.client.protocol import STRATEGIES
-from fedotl.deploy.proctree import alive, become_subreaper, descendants, die_with_parent
+from fedotl.deploy.node_keys import key_pair
+from fedotl.deploy.proctree import alive, become_subreaper, descendants, die_with_parent, in_sessions
 from fedotl.simulations.devices import DeviceSet
 from fedotl.simulations.arguments import (
     add_dataset_args, add_force, add_resume, bounded, dataset_config, key_value, positive_float, positive_int, resume_config,
@@ -250,8 +255,11 @@ class Processes:
     def stop_all(self, timeout: float) -> None:
         """SIGTERM to each started process and its descendants; SIGKILL to what is left after ``timeout``."""
         roots = [p for _, p in self.started if p.poll() is None]
-        # our own descendants too: orphans of a dead root were re-parented to us (become_subreaper)
-        tree = [d for d in descendants([os.getpid()]) if d[0] not in {p.pid for p in roots}]
+        # each root leads its own session: what is still in one was started by it or its children,
+        # including orphans of a root that died (re-parented to us, see become_subreaper)
+        sessions = [p.pid for _, p in self.started]
+        tree = [d for d in descendants([p.pid for _, p in self.started]) + in_sessions(sessions) if d[0] not in {p.pid for p in roots}]
+        tree = list(dict.fromkeys(tree))
         for p in roots:
             p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -272,18 +280,18 @@ class Processes:
                 _signal(pid, signal.SIGKILL)
         for p in roots:
             p.wait()
-        reap_orphans()
+        reap(pid for pid, _ in tree)
 
 
-def reap_orphans() -> None:
-    """Collect the exit status of every ended child that is not a Popen of ours (re-parented orphans)."""
-    while True:
+def reap(pids: Iterable[int]) -> None:
+    """Collect the exit status of those ``pids`` that became our children (re-parented orphans), so no zombie stays."""
+    deadline = time.monotonic() + 2.0  # a SIGKILLed process takes a moment to end
+    for pid in pids:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+            while os.waitpid(pid, os.WNOHANG)[0] == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        except ChildProcessError:  # not our child: its own parent reaps it
+            pass
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -319,6 +327,37 @@ def flwr_json(env: dict[str, str], *args: str) -> dict:
         return json.loads(out.stdout)
     except json.JSONDecodeError:
         return {"success": False, "error-message": (out.stdout + out.stderr).strip()[-500:]}
+
+
+def start_superlink(procs: Processes, certs: Path, port: int) -> subprocess.Popen:
+    """``flower-superlink`` with TLS and SuperNode authentication: only registered SuperNodes may join."""
+    return procs.start(
+        "superlink",
+        [flower_bin("flower-superlink"), "--ssl-ca-certfile", str(certs / "ca.crt"), "--ssl-certfile", str(certs / "server.crt"),
+         "--ssl-keyfile", str(certs / "server.key"), "--host", HOST, "--port", str(port), "--enable-supernode-auth",
+         "--disable-runtime-dependency-installation"],
+    )  # fmt: skip
+
+
+def register_supernodes(env: dict[str, str], public_keys: Sequence[Path], names: Sequence[str]) -> list[str]:
+    """``flwr supernode register`` for each public key, named after its device; the node IDs the SuperLink gave."""
+    ids = []
+    for i, (key, name) in enumerate(zip(public_keys, names)):
+        out = flwr_json(env, "supernode", "register", str(key), FEDERATION, "--name", name)
+        if not out.get("success"):
+            raise DeploymentError(f"registering SuperNode {i} ({name}) failed: {out.get('error-message', out)}")
+        ids.append(str(out["node-id"]))
+    return ids
+
+
+def start_supernode(procs: Processes, i: int, port: int, ca: Path, io_port: int, private_key: Path | None, node_config: str) -> subprocess.Popen:
+    """``flower-supernode`` i, trusting ``ca``, authenticating with ``private_key`` (None: no key, which auth refuses)."""
+    auth = ["--auth-supernode-private-key", str(private_key)] if private_key is not None else []
+    return procs.start(
+        f"supernode-{i}",
+        [flower_bin("flower-supernode"), "--superlink", f"{HOST}:{port}", "--root-certificates", str(ca),
+         "--port", str(io_port), *auth, "--node-config", node_config],
+    )  # fmt: skip
 
 
 def wait_for_superlink(procs: Processes, proc: subprocess.Popen, port: int, timeout: float) -> None:
@@ -436,19 +475,13 @@ def deploy(args: argparse.Namespace) -> dict[str, object]:
     t0 = time.monotonic()
     times: dict[str, float] = {}
     try:
-        superlink = procs.start(
-            "superlink",
-            [flower_bin("flower-superlink"), "--ssl-ca-certfile", str(certs / "ca.crt"), "--ssl-certfile", str(certs / "server.crt"),
-             "--ssl-keyfile", str(certs / "server.key"), "--host", HOST, "--port", str(args.port), "--disable-runtime-dependency-installation"],
-        )  # fmt: skip
+        superlink = start_superlink(procs, certs, args.port)
         wait_for_superlink(procs, superlink, args.port, args.connect_timeout)
-        say(f"SuperLink up with TLS on {HOST}:{args.port}")
+        say(f"SuperLink up with TLS and SuperNode authentication on {HOST}:{args.port}")
+        keys = [key_pair(run_dir / "keys", f"node-{i}") for i in range(args.nodes)]  # kept: a resumed run reuses them
+        register_supernodes(env, [pub for _, pub in keys], devices.ids)
         nodes = [
-            procs.start(
-                f"supernode-{i}",
-                [flower_bin("flower-supernode"), "--superlink", f"{HOST}:{args.port}", "--root-certificates", str(node_ca),
-                 "--port", str(args.node_port + i), "--node-config", f'partition-id={i} num-partitions={args.nodes} data-dir="{devices.store(i)}"'],
-            )  # fmt: skip
+            start_supernode(procs, i, args.port, node_ca, args.node_port + i, keys[i][0], f'partition-id={i} num-partitions={args.nodes} data-dir="{devices.store(i)}"')
             for i in range(args.nodes)
         ]
         wait_for_supernodes(procs, nodes, args.connect_timeout)

@@ -14,12 +14,33 @@ from typing import Sequence
 
 def proc_stat(pid: int) -> tuple[int, str, str] | None:
     """(parent pid, state, start time) of a live process; None if it is gone."""
+    fields = _stat_fields(pid)
+    return None if fields is None else (int(fields[1]), fields[0], fields[19])
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name: state, ppid, pgrp, session, ..."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), fields[0], fields[19]
+    return text[text.rindex(")") + 2 :].split()
+
+
+def in_sessions(sessions: Sequence[int]) -> list[tuple[int, str]]:
+    """Every live process whose session is one of ``sessions``, as (pid, start time).
+
+    A process started with ``start_new_session=True`` leads a session that its children and
+    their children join; they stay in it when their parent dies and they are re-parented.
+    """
+    wanted = set(sessions)
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and int(fields[3]) in wanted:
+                out.append((int(entry.name), fields[19]))
+    return out
 
 
 def descendants(roots: Sequence[int]) -> list[tuple[int, str]]:

@@ -263,3 +263,59 @@ def test_a_run_whose_superlink_is_killed_resumes_to_the_weights_of_an_uninterrup
     a, b = np.load(whole / "global_model.npz"), np.load(run / "global_model.npz")
     names = [k for k in a.files if k != "__card__"]  # the model card names its run directory
     assert names == [k for k in b.files if k != "__card__"] and all(np.array_equal(a[k], b[k]) for k in names)
+
+
+# ------------------------------------------------------------ node authentication
+def test_node_keys_are_p384_openssh_pairs_made_once_and_private(tmp_path, capsys):
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+
+    from fedotl.deploy.node_keys import key_pair, main
+
+    private, public = key_pair(tmp_path / "keys", "node-0")
+    key = load_ssh_private_key(private.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1"
+    assert load_ssh_public_key(public.read_bytes()).public_numbers() == key.public_key().public_numbers()
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    before = private.read_bytes()
+    assert key_pair(tmp_path / "keys", "node-0") == (private, public) and private.read_bytes() == before  # kept
+    assert main([str(tmp_path / "keys"), "../escape"]) == 2
+    assert "use letters, digits" in capsys.readouterr().err and not (tmp_path / "escape").exists()
+
+
+@pytest.mark.slow
+@needs_openssl
+def test_only_registered_supernodes_join(certs, tmp_path):
+    from fedotl.deploy.node_keys import key_pair
+
+    base = free_block(4)
+    home = tmp_path / "flwr-home"
+    ld.write_flwr_config(home, base, certs / "ca.crt")
+    env = dict(os.environ, **ld.FLOWER_ENV, FLWR_HOME=str(home))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    (tmp_path / "logs").mkdir()
+    procs = ld.Processes(env=env, cwd=tmp_path, logs=tmp_path / "logs")
+    ca = certs / "ca.crt"
+    try:
+        link = ld.start_superlink(procs, certs, base)
+        ld.wait_for_superlink(procs, link, base, 90)
+        (k0, p0), (k1, _) = key_pair(tmp_path / "keys", "device"), key_pair(tmp_path / "keys", "rogue")
+        ids = ld.register_supernodes(env, [p0], ["u1/wrist"])
+        ld.start_supernode(procs, 0, base, ca, base + 1, k0, "partition-id=0 num-partitions=1")
+        # a rogue node claiming the same partition, with a key nobody registered, and one with no key
+        rogue = ld.start_supernode(procs, 1, base, ca, base + 2, k1, "partition-id=0 num-partitions=1")
+        keyless = ld.start_supernode(procs, 2, base, ca, base + 3, None, "partition-id=0 num-partitions=1")
+        assert rogue.wait(timeout=120) != 0 and keyless.wait(timeout=120) != 0
+        assert "Failed to activate SuperNode" in (tmp_path / "logs" / "supernode-1.log").read_text()
+        assert "All SuperNodes must be registered" in (tmp_path / "logs" / "supernode-2.log").read_text()
+        deadline = time.monotonic() + 60
+        while True:
+            nodes = ld.flwr_json(env, "supernode", "list", ld.FEDERATION).get("nodes", [])
+            online = [n["node-id"] for n in nodes if n.get("status") == "online"]
+            if online or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert online == ids and len(nodes) == 1  # only the registered device, and nobody else ever listed
+    finally:
+        procs.stop_all(10)
+    assert leftover_processes([str(tmp_path), str(certs)]) == []
