@@ -117,6 +117,7 @@ KEYS: tuple[Key, ...] = (
     Key("fedhealth-proximal-mu", 0.0, "proximal weight in FedHealth's federated rounds", minimum=0),
     Key("fedhealth-aggregation", "fedavg", "aggregation in FedHealth's federated rounds", choices=FEDHEALTH_AGGREGATIONS),
     Key("fedap-momentum", 0.5, "FedAP self-weight λ", minimum=0, maximum=1),
+    Key("fedap-pretrain-rounds", 5, "FedAP (and fedhealth over fedap) without server-held data: FedAvg rounds, BatchNorm included, before the BatchNorm statistics are taken; part of num-server-rounds (at most num-server-rounds − 1)", minimum=0),
     Key("aggregation", "mean", "how a round combines the updates: the example-weighted mean, or one of Flower's robust rules (fedavg, fedprox, fedhealth over fedavg)", choices=AGGREGATIONS),
     Key("trim-fraction", 0.2, "trimmed-mean: share of the updates cut at each end, per coordinate (Flower's FedTrimmedAvg beta)", minimum=0, maximum=0.49),
     Key("byzantine-fraction", 0.2, "krum, multikrum, bulyan: share f/n of each round's updates assumed malicious", minimum=0, maximum=0.49),
@@ -130,7 +131,9 @@ KEYS: tuple[Key, ...] = (
     Key("pretrain-epochs", 20, "cloud pretraining epochs on the server-held data", minimum=1),
     Key("personalize-epochs", 30, "FedHealth personalisation epochs", minimum=1),
     Key("personalize-learning-rate", 0.001, "FedHealth personalisation learning rate", positive=True),
-    Key("coral-weight", 1.0, "λ of the CORAL loss in personalisation", minimum=0),
+    # Deep CORAL's rule (λ·CORAL ≈ CE at the end of personalisation), on the training losses of a seed-3
+    # calibration run that is never reported (docs/federated.md, "Calibrating λ"); at 1.0, λ·CORAL was ~3% of CE.
+    Key("coral-weight", 300.0, "λ of the CORAL loss in personalisation", minimum=0),
     Key("share-heads", False, "FedHealth: each device also sends its personalised head and a summary of its bottleneck features, for new users (fedotl simulate turns it on)"),
     # ---------------------------------------------------------------- rounds
     Key("min-available-nodes", 2, "Flower: nodes that must be connected before a round", minimum=0),

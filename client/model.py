@@ -10,7 +10,7 @@ federated strategies and the personalisation step rely on:
 ``bottleneck``
     the alignment layer, Linear → BatchNorm1d → ReLU.  Its output is the
     feature vector whose covariance the CORAL loss aligns (Chen et al.,
-    "FedHealth", IEEE Intelligent Systems 2020, §"Transfer learning"), and
+    "FedHealth", IEEE Intelligent Systems 2020, its personalisation step), and
     its BatchNorm is one of the layers FedBN/FedAP keep local.
 ``head``
     the linear classifier.

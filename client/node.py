@@ -24,7 +24,7 @@ from fedotl.client.config import RunConfig
 from fedotl.client.data import ClientData
 from fedotl.client.model import bn_keys, build_model, fc_keys, get_arrays, set_arrays
 from fedotl.client.personalize import personalize
-from fedotl.client.protocol import CFG_BN_STATS, CFG_PROXIMAL_MU, CFG_SERVER_ROUND, METRIC_CONFUSION, METRIC_NON_FINITE
+from fedotl.client.protocol import CFG_BN_STATS, CFG_FEDAVG_ROUND, CFG_PROXIMAL_MU, CFG_SERVER_ROUND, METRIC_CONFUSION, METRIC_NON_FINITE
 from fedotl.client.summary import summarise
 from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, predict, train_local
 
@@ -52,7 +52,8 @@ def node_model(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State)
         return model
     set_arrays(model, incoming)
     if cfg.local_bn and "local-bn" in state:
-        set_arrays(model, state["local-bn"])
+        # BN layers the server sent win (FedAP's pretrained model); the node's own fill the rest.
+        set_arrays(model, {k: v for k, v in state["local-bn"].items() if k not in incoming})
     return model
 
 
@@ -70,8 +71,10 @@ def node_train(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State,
     Returns (arrays to send, metrics, extra) and updates ``state`` in place.
     The arrays sent back have the keys that came in, less BatchNorm layers
     for the strategies that keep them local (FedBN/FedAP return only the
-    shared layers; local-only returns nothing).  ``extra`` carries FedAP's
-    BatchNorm statistics when the server asked for them.
+    shared layers; local-only returns nothing), except in FedAP's FedAvg
+    pretraining rounds (:data:`~fedotl.client.protocol.CFG_FEDAVG_ROUND`),
+    which send everything back, BatchNorm included.  ``extra`` carries FedAP's
+    BatchNorm statistics, taken before training, when the server asked for them.
 
     A step whose loss or weights are not finite (a diverged step, or NaN that got into the
     windows) is rejected: ``state`` keeps its last good values, and the node sends no arrays,
@@ -99,7 +102,7 @@ def node_train(data: ClientData, cfg: RunConfig, incoming: Arrays, state: State,
         send: Arrays = {}
     else:
         keys = list(incoming)
-        if cfg.local_bn:
+        if cfg.local_bn and not config.get(CFG_FEDAVG_ROUND):
             bn = bn_keys(model)
             state["local-bn"] = {k: trained[k] for k in bn}
             keys = [k for k in keys if k not in set(bn)]  # BN never leaves the node
@@ -158,5 +161,6 @@ def node_personalize(data: ClientData, cfg: RunConfig, incoming: Arrays, state: 
         "num-examples": after["n"], "accuracy": after["accuracy"], "macro-f1": after["macro_f1"], "loss": after["loss"],
         "global-accuracy": before["accuracy"], "global-macro-f1": before["macro_f1"], "train-loss": float(fit["loss"]),
         METRIC_CONFUSION: flat_confusion(after),
+        **{k: float(v) for k, v in fit.items() if k.startswith(("ce-", "coral-"))},  # CE and CORAL, first and last epoch
     }
     return head, metrics, summary

@@ -47,3 +47,4 @@ METRIC_NON_FINITE = "non-finite"  # 1: the node's training step gave a non-finit
 CFG_SERVER_ROUND = "server-round"  # set by Flower's strategies
 CFG_PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 CFG_BN_STATS = "bn-stats"  # FedAP asks for BatchNorm statistics this round
+CFG_FEDAVG_ROUND = "fedavg-round"  # FedAP's pretraining: a plain FedAvg round, BatchNorm travels both ways

@@ -5,8 +5,9 @@ What a client does with the model it receives:
 * :func:`train_local`: a few epochs of mini-batch Adam on the device's own
   training windows, with optional light augmentation and, for FedProx, the
   proximal term ``μ/2 · ‖w − w_t‖²`` of Li et al., "Federated Optimization in
-  Heterogeneous Networks", MLSys 2020, eq. (2), where ``w_t`` is the model
-  received from the server.
+  Heterogeneous Networks", MLSys 2020 (§3.2: the local objective
+  ``h_k(w; w_t) = F_k(w) + μ/2‖w − w_t‖²`` of Algorithm 2), where ``w_t`` is
+  the model received from the server.
 * :func:`evaluate`: accuracy and macro-F1 on the device's own test windows.
 * :func:`embedding_moments`: the count, sum and sum of outer products of the
   bottleneck features, the summary statistic from which the server pools the
@@ -14,7 +15,8 @@ What a client does with the model it receives:
 * :func:`bn_input_stats`: the per-channel mean and variance of the inputs of
   every BatchNorm layer, FedAP's description of a client's data
   (Lu et al., "Personalized Federated Learning with Adaptive Batchnorm for
-  Healthcare", IEEE Trans. Big Data 2022, §3.3).
+  Healthcare", IEEE Trans. Big Data 2022; the authors' PersonalizedFL code,
+  ``alg/fedap.py``, ``get_weight_preckpt``: eval mode, the clients' training data).
 
 Everything is deterministic given ``seed`` (one CPU thread, an explicit
 generator for shuffling and augmentation).
@@ -98,7 +100,8 @@ def train_local(
     ``params`` restricts the optimised parameters (default: all).  With
     ``proximal_mu > 0`` the FedProx term anchors them to their values at the
     start of the call (the received global model).  ``extra_loss(model, xb,
-    yb, embedding)`` may add a term (FedHealth's CORAL).  ``frozen`` is a
+    yb, embedding, raw)`` may add a term (FedHealth's CORAL); ``raw`` is the
+    batch before augmentation.  ``frozen`` is a
     submodule kept in eval mode (its BatchNorm statistics do not move).
     """
     use_one_thread()
@@ -117,9 +120,8 @@ def train_local(
     total, correct, loss_sum, steps = 0, 0, 0.0, 0
     for _ in range(settings.epochs):
         for idx in _batches(n, settings.batch_size, gen):
-            xb, yb = Xt[idx], yt[idx]
-            if settings.augment:
-                xb = augment_batch(xb, gen)
+            raw, yb = Xt[idx], yt[idx]
+            xb = augment_batch(raw, gen) if settings.augment else raw
             emb = model.embed(xb)
             logits = model.head(emb)
             loss = F.cross_entropy(logits, yb)
@@ -127,7 +129,7 @@ def train_local(
                 prox = sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
                 loss = loss + 0.5 * proximal_mu * prox
             if extra_loss is not None:
-                loss = loss + extra_loss(model, xb, yb, emb)
+                loss = loss + extra_loss(model, xb, yb, emb, raw)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -23,7 +23,9 @@ against hand-computed weights.
   ``get_weight_matrix1``).  BatchNorm layers are not averaged: they stay on
   each client.
 * :func:`pooled_moments`: the source covariance FedHealth's CORAL loss
-  aligns to, pooled from per-client (count, Σf, Σffᵀ) summaries.
+  aligns to, pooled from per-client (count, Σf, Σffᵀ) summaries;
+  :func:`leave_one_out_covariances` pools, for each client, the summaries of
+  every *other* client, so that no client aligns to its own features.
 """
 
 from __future__ import annotations
@@ -152,3 +154,30 @@ def pooled_moments(counts: Sequence[int], sums: Sequence[np.ndarray], outers: Se
     ss = np.sum([np.asarray(x, np.float64) for x in outers], axis=0)
     mean = s / n
     return n, mean, (ss - n * np.outer(mean, mean)) / (n - 1)
+
+
+def leave_one_out_covariances(counts: Sequence[int], sums: Sequence[np.ndarray], outers: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+    """For each client ``i``, the unbiased covariance pooled over every client but ``i``.
+
+    FedHealth's source domain for client ``i`` when the server holds no data:
+    the other clients.  ``None`` where the others hold fewer than 2 feature
+    vectors (no covariance to align to).
+
+    Client 0 holds the features {1, 1}, client 1 {4}, client 2 {0}:
+
+    >>> c = leave_one_out_covariances([2, 1, 1], [np.array([2.0]), np.array([4.0]), np.array([0.0])],
+    ...                               [np.array([[2.0]]), np.array([[16.0]]), np.array([[0.0]])])
+    >>> [round(float(x[0, 0]), 4) for x in c]  # var{4, 0}, var{1, 1, 0}, var{1, 1, 4}
+    [8.0, 0.3333, 3.0]
+    """
+    n_all = int(sum(counts))
+    s_all = np.sum([np.asarray(x, np.float64) for x in sums], axis=0)
+    ss_all = np.sum([np.asarray(x, np.float64) for x in outers], axis=0)
+    out: list[np.ndarray | None] = []
+    for n, s, ss in zip(counts, sums, outers):
+        rest = n_all - int(n)
+        if rest < 2:
+            out.append(None)
+            continue
+        out.append(pooled_moments([rest], [s_all - np.asarray(s, np.float64)], [ss_all - np.asarray(ss, np.float64)])[2])
+    return out

@@ -14,7 +14,7 @@ krum          ``Krum``: the one update with the smallest sum of squared distance
               n − f − 2 nearest others (Blanchard et al., "Machine Learning with
               Adversaries: Byzantine Tolerant Gradient Descent", NeurIPS 2017).
 multikrum     ``MultiKrum``: the example-weighted mean of the m = n − f best-scored
-              updates (Blanchard et al. 2017, §4 "Multi-Krum"; Flower's default m is 1).
+              updates (Blanchard et al. 2017, "Multi-Krum"; Flower's default m is 1).
 bulyan        ``Bulyan``: Multi-Krum selects θ = n − 2f updates, then each coordinate is
               the mean of the β = θ − 2f values nearest their median (El Mhamdi et al.,
               "The Hidden Vulnerability of Distributed Learning in Byzantium", ICML 2018).

@@ -83,9 +83,25 @@ def query_info(grid: Grid, timeout: float, min_nodes: int = 1, wait_s: float = 6
     raise RuntimeError(f"no node answered query.info: {errors[:1]}")
 
 
+def fedap_pretrain_rounds(s: RunConfig, pretrained: bool) -> int:
+    """FedAP's FedAvg pretraining rounds: none over a cloud-pretrained model (it is FedAP's pretrained
+    model), else ``fedap-pretrain-rounds``, leaving at least one FedAP round.
+
+    >>> fedap_pretrain_rounds(RunConfig(strategy="fedap", num_server_rounds=3), pretrained=False)
+    2
+    """
+    if pretrained:
+        return 0
+    k = min(int(s.fedap_pretrain_rounds), int(s.num_server_rounds) - 1)
+    if k < int(s.fedap_pretrain_rounds):
+        log(WARNING, "fedap-pretrain-rounds %s >= num-server-rounds %s: FedAP pretrains for %s rounds", s.fedap_pretrain_rounds, s.num_server_rounds, k)
+    return k
+
+
 def build_strategy(s: RunConfig, shared_keys: list[str], recorder: RunRecorder, *, pretrained: bool = False):
     """The strategy object for ``s.strategy`` (``pretrained``: round 1 sends the whole cloud model)."""
     bn = dict(full_first_round=pretrained)
+    ap = dict(momentum=s.fedap_momentum, pretrain_rounds=fedap_pretrain_rounds(s, pretrained))
     common = dict(
         fraction_train=s.fraction_train,
         min_train_nodes=s.min_train_nodes,
@@ -101,11 +117,11 @@ def build_strategy(s: RunConfig, shared_keys: list[str], recorder: RunRecorder, 
     elif s.strategy == "fedbn":
         strat = FedBN(shared_keys, **bn, **common)
     elif s.strategy == "fedap":
-        strat = FedAP(shared_keys, momentum=s.fedap_momentum, **bn, **common)
+        strat = FedAP(shared_keys, **ap, **bn, **common)
     elif s.fedhealth_aggregation == "fedbn":
         strat = FedHealthBN(shared_keys, **bn, **common)
     elif s.fedhealth_aggregation == "fedap":
-        strat = FedHealthAP(shared_keys, momentum=s.fedap_momentum, **bn, **common)
+        strat = FedHealthAP(shared_keys, **ap, **bn, **common)
     else:
         strat = FedHealth(proximal_mu=s.fedhealth_proximal_mu, **common)
     strat.setup_tracking(recorder, num_rounds=s.num_server_rounds, min_replies=s.min_replies, eval_every=s.eval_every,

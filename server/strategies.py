@@ -47,13 +47,15 @@ from flwr.serverapp.strategy import FedAvg, FedProx
 from flwr.supercore import log
 
 from fedotl.client.protocol import (
-    CFG_BN_STATS, METRIC_CONFUSION, METRIC_NON_FINITE, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE,
+    CFG_BN_STATS, CFG_FEDAVG_ROUND, METRIC_CONFUSION, METRIC_NON_FINITE, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE,
     REC_SUMMARY,
 )
 from fedotl.client.records import arrays_to_record, record_to_arrays
-from fedotl.server.aggregation import fedap_weight_matrix, personalised_average, pooled_moments
+from fedotl.server.aggregation import fedap_weight_matrix, leave_one_out_covariances, personalised_average, pooled_moments
 from fedotl.server.report import RunRecorder
 from fedotl.server.robust import robust_aggregate
+
+LOSS_METRICS = ("ce-start", "coral-start", "ce-end", "coral-end")  # personalisation losses a node reports
 
 
 def reply_client(msg: Message) -> tuple[int, str]:
@@ -263,10 +265,13 @@ class FedBN(_Tracked, FedAvg):
     def shared(self, arrays: ArrayRecord) -> ArrayRecord:
         return ArrayRecord({k: arrays[k] for k in self.shared_keys if k in arrays})
 
+    def sends_full(self, server_round: int) -> bool:
+        """Whether ``server_round`` sends the whole model, BatchNorm included (FedBN: the cloud model's round 1)."""
+        return self.full_first_round and server_round == 1
+
     def configure_train(self, server_round, arrays, config, grid):
         self._full = arrays
-        first = self.full_first_round and server_round == 1
-        return super().configure_train(server_round, arrays if first else self.shared(arrays), config, grid)
+        return super().configure_train(server_round, arrays if self.sends_full(server_round) else self.shared(arrays), config, grid)
 
     def _aggregate(self, server_round, replies):
         agg, metrics = super()._aggregate(server_round, replies)
@@ -285,24 +290,54 @@ class FedAP(FedBN):
     """FedAP (Lu et al., "Personalized Federated Learning with Adaptive Batchnorm
     for Healthcare", IEEE Trans. Big Data 2022; "FedHealth 2", arXiv:2112.00734).
 
-    In round 1 every node receives the same model (the initial or
-    cloud-pretrained one) and, before training, reports the mean and
-    variance of the inputs of each of its BatchNorm layers.  From these the
-    server computes the weight matrix ``W`` once
-    (:func:`fedotl.server.aggregation.fedap_weight_matrix`, momentum λ on the
-    diagonal), as FedAP does from its pretrained model.  After each round,
-    node ``i`` gets ``θ_i = Σ_j W_ij θ_j`` over the shared (non-BN) layers;
-    BatchNorm layers stay local as in FedBN.  ``configure_train`` and
-    ``configure_evaluate`` therefore send a different ArrayRecord to every
-    node.  The plain weighted average is kept as the "global" model.
+    FedAP measures the similarity of clients with a model *pretrained for a
+    while*, not with a random one (the authors' PersonalizedFL code,
+    ``alg/fedap.py``: ``set_client_weight`` calls ``pretrain_model``, then
+    ``get_weight_preckpt`` on the pretrained model).  Here that model is
+
+    * the cloud-pretrained model, when the server holds data
+      (``full_first_round``; ``pretrain_rounds`` is then 0), or else
+    * the FedAvg model after ``pretrain_rounds`` rounds (run config
+      ``fedap-pretrain-rounds``): rounds 1..k are plain FedAvg, the whole
+      model, BatchNorm included, sent and averaged
+      (:data:`~fedotl.client.protocol.CFG_FEDAVG_ROUND`).  They count in
+      ``num-server-rounds``.  Deviation: the reference code pretrains one
+      model centrally (``pretrain_model``: ``pretrained_iters`` epochs of
+      SGD on a pretraining split of the whole dataset), which a federation
+      cannot do; FedAvg rounds are the federated way to get a model trained
+      on everyone's data.
+
+    In the round after that (round 1 with a cloud model, round k + 1
+    otherwise) every node receives the same whole pretrained model and,
+    before training, reports the mean and variance of the inputs of each of
+    its BatchNorm layers.  From these the server computes the weight matrix
+    ``W`` once (:func:`fedotl.server.aggregation.fedap_weight_matrix`,
+    momentum λ on the diagonal).  After each later round, node ``i`` gets
+    ``θ_i = Σ_j W_ij θ_j`` over the shared (non-BN) layers; BatchNorm layers
+    stay local as in FedBN.  ``configure_train`` and ``configure_evaluate``
+    therefore send a different ArrayRecord to every node.  The plain
+    weighted average is kept as the "global" model.  With
+    ``pretrain_rounds`` 0 and no cloud model the matrix comes from the
+    initial (random) model, as this class did before.
     """
 
-    def __init__(self, shared_keys: list[str], momentum: float = 0.5, **kwargs):
+    def __init__(self, shared_keys: list[str], momentum: float = 0.5, pretrain_rounds: int = 0, **kwargs):
         super().__init__(shared_keys, **kwargs)
+        if pretrain_rounds < 0:
+            raise ValueError(f"pretrain_rounds must be >= 0, got {pretrain_rounds}")
         self.momentum = momentum
+        self.pretrain_rounds = int(pretrain_rounds)
         self.W: np.ndarray | None = None
         self.order: list[int] = []  # node ids, rows of W
         self.personal: dict[int, ArrayRecord] = {}
+
+    def pretraining(self, server_round: int) -> bool:
+        """Whether ``server_round`` is one of the FedAvg pretraining rounds."""
+        return server_round <= self.pretrain_rounds
+
+    def stats_round(self, server_round: int) -> bool:
+        """The round whose nodes report BatchNorm statistics under the pretrained model."""
+        return self.W is None and server_round > self.pretrain_rounds  # retried while no node has reported
 
     def _per_node(self, messages: Iterable[Message], fallback: ArrayRecord) -> list[Message]:
         out = []
@@ -313,16 +348,25 @@ class FedAP(FedBN):
         return out
 
     def configure_train(self, server_round, arrays, config, grid):
-        if self.W is None:
+        pretraining, stats = self.pretraining(server_round), self.stats_round(server_round)
+        if pretraining or stats:
             config = ConfigRecord(dict(config))
-            config[CFG_BN_STATS] = True
+            config[CFG_FEDAVG_ROUND if pretraining else CFG_BN_STATS] = True
         msgs = super().configure_train(server_round, arrays, config, grid)
-        if self.full_first_round and server_round == 1:
+        if self.sends_full(server_round):
             return list(msgs)
         return self._per_node(msgs, self.shared(arrays))
 
+    def sends_full(self, server_round: int) -> bool:
+        """FedAvg rounds, and the round that hands every node the same pretrained model."""
+        if self.pretraining(server_round):
+            return True
+        return self.stats_round(server_round) and (self.pretrain_rounds > 0 or self.full_first_round)
+
     def _aggregate(self, server_round, replies):
-        if self.W is None:
+        if self.pretraining(server_round):
+            return super()._aggregate(server_round, replies)  # FedAvg over whatever came back (all keys)
+        if self.stats_round(server_round):
             self._fit_weights(replies)
         full, metrics = super()._aggregate(server_round, replies)
         if self.W is not None:
@@ -352,6 +396,8 @@ class FedAP(FedBN):
             self.recorder.event("fedap-weights", clients=labels, weights=np.round(self.W, 5).tolist())
 
     def configure_evaluate(self, server_round, arrays, config, grid):
+        if self.pretraining(server_round):  # the FedAvg model, BatchNorm included
+            return _Tracked.configure_evaluate(self, server_round, arrays, config, grid)
         msgs = super().configure_evaluate(server_round, arrays, config, grid)
         return self._per_node(msgs, self.shared(arrays))
 
@@ -363,46 +409,65 @@ class _Personalizing:
     """FedHealth's last stage (Chen et al. 2020): personalise every node.
 
     1. The source covariance ``C_S`` of the bottleneck features under the
-       final model: computed by the server on the data it holds
-       (``server_cov``), or, when it holds none, pooled from the (n, Σf,
-       Σffᵀ) each node reports (``query.stats``) — summary statistics only.
-    2. ``train.personalize`` to every node with the final model and ``C_S``:
-       freeze convs, fine-tune FC layers with CE + λ·CORAL, evaluate; the
-       node returns its metrics and personalised head.
+       final model, computed the way a node computes ``C_T`` (eval mode, no
+       augmentation; :mod:`fedotl.client.personalize`): by the server on the
+       data it holds (``server_cov``, the cloud), or, when it holds none,
+       from the (n, Σf, Σffᵀ) each node reports (``query.stats``, summary
+       statistics only), pooled for each node over the *other* nodes
+       (:func:`~fedotl.server.aggregation.leave_one_out_covariances`).  A
+       node's own features never enter its ``C_S``: FedHealth aligns a user
+       to the source domain (the cloud), not to itself.
+    2. ``train.personalize`` to every node with the final model and its
+       ``C_S``: freeze convs, fine-tune FC layers with CE + λ·CORAL,
+       evaluate; the node returns its metrics and personalised head.
     """
 
     def arrays_for(self, node_id: int, arrays: ArrayRecord) -> ArrayRecord:
         shared = getattr(self, "shared", None)
         return shared(arrays) if shared is not None else arrays
 
+    def source_covariances(self, grid: Grid, arrays: ArrayRecord, nodes: list[int], timeout: float) -> tuple[np.ndarray | None, dict[int, np.ndarray | None]]:
+        """(the pool of every reported node, each node's ``C_S`` pooled over the *other* nodes); a
+        node that did not report gets the pool of all that did."""
+        msgs = [
+            Message(RecordDict({REC_ARRAYS: self.arrays_for(n, arrays), REC_CONFIG: ConfigRecord()}), dst_node_id=n, message_type=MSG_STATS)
+            for n in nodes
+        ]
+        msgs = self._note_sent(-1, "stats", msgs)  # type: ignore[attr-defined]
+        replies = self._usable(-1, "stats", grid.send_and_receive(msgs, timeout=timeout))  # type: ignore[attr-defined]
+        counts = [int(_metrics(m)["num-examples"]) for m in replies]  # type: ignore[arg-type]
+        sums = [m.content[REC_MOMENTS]["sum"].numpy() for m in replies]
+        outers = [m.content[REC_MOMENTS]["outer"].numpy() for m in replies]
+        loo = leave_one_out_covariances(counts, sums, outers)
+        pooled = pooled_moments(counts, sums, outers)[2] if sum(counts) > 1 else None
+        out: dict[int, np.ndarray | None] = {n: pooled for n in nodes}
+        out.update({m.metadata.src_node_id: c for m, c in zip(replies, loo)})
+        return pooled, out
+
     def personalize(self, grid: Grid, arrays: ArrayRecord, *, config: ConfigRecord, server_cov: np.ndarray | None = None, timeout: float = 3600) -> dict:
         t0 = time.perf_counter()
         recorder: RunRecorder = self.recorder  # type: ignore[attr-defined]
         nodes = sorted(grid.get_node_ids())
-        cov = server_cov
-        source = "server data"
-        if cov is None:
-            msgs = [
-                Message(RecordDict({REC_ARRAYS: self.arrays_for(n, arrays), REC_CONFIG: ConfigRecord()}), dst_node_id=n, message_type=MSG_STATS)
-                for n in nodes
-            ]
-            msgs = self._note_sent(-1, "stats", msgs)  # type: ignore[attr-defined]
-            replies = self._usable(-1, "stats", grid.send_and_receive(msgs, timeout=timeout))  # type: ignore[attr-defined]
-            counts = [int(_metrics(m)["num-examples"]) for m in replies]  # type: ignore[arg-type]
-            sums = [m.content[REC_MOMENTS]["sum"].numpy() for m in replies]
-            outers = [m.content[REC_MOMENTS]["outer"].numpy() for m in replies]
-            _, _, cov = pooled_moments(counts, sums, outers)
-            source = f"pooled from {len(replies)} clients"
-        recorder.save_arrays("source_covariance", {"cov": cov})
+        if server_cov is not None:
+            covs: dict[int, np.ndarray | None] = {n: server_cov for n in nodes}
+            source = "server data"
+            recorder.save_arrays("source_covariance", {"cov": server_cov})
+        else:
+            pooled, covs = self.source_covariances(grid, arrays, nodes, timeout)
+            source = "pooled over the other clients"
+            # "cov": every client, the source for a new user (fedotl newuser); "without-<client>": what that client got
+            saved = {f"without-{self.node_client.get(n, str(n)).replace('/', '-')}": c for n, c in covs.items() if c is not None}  # type: ignore[attr-defined]
+            recorder.save_arrays("source_covariance", {**({"cov": pooled} if pooled is not None else {}), **saved})
         msgs = []
         for n in nodes:
-            content = RecordDict(
-                {REC_ARRAYS: self.arrays_for(n, arrays), REC_SOURCE: ArrayRecord({"cov": Array(np.asarray(cov, np.float32))}), REC_CONFIG: ConfigRecord(dict(config))}
-            )
+            content = RecordDict({REC_ARRAYS: self.arrays_for(n, arrays), REC_CONFIG: ConfigRecord(dict(config))})
+            if covs.get(n) is not None:
+                content[REC_SOURCE] = ArrayRecord({"cov": Array(np.asarray(covs[n], np.float32))})
             msgs.append(Message(content, dst_node_id=n, message_type=MSG_PERSONALIZE))
         msgs = self._note_sent(-1, "personalize", msgs)  # type: ignore[attr-defined]
         replies = self._usable(-1, "personalize", grid.send_and_receive(msgs, timeout=timeout))  # type: ignore[attr-defined]
         per_client = {}
+        losses: dict[str, list[float]] = {k: [] for k in LOSS_METRICS}
         for m in replies:
             mr = _metrics(m)
             cid = reply_client(m)[1]
@@ -412,7 +477,12 @@ class _Personalizing:
                 **_evaluation(mr),
                 "global_accuracy": float(mr["global-accuracy"]), "global_macro_f1": float(mr["global-macro-f1"]),  # type: ignore[arg-type]
             }
+            for k in LOSS_METRICS:
+                if k in mr:
+                    losses[k].append(float(mr[k]))  # type: ignore[arg-type]
         recorder.extra["source_covariance"] = source
+        if any(losses.values()):  # how large CORAL is against CE, first and last epoch, mean over nodes
+            recorder.extra["personalize_losses"] = {k.replace("-", "_"): round(float(np.mean(v)), 6) for k, v in losses.items() if v}
         recorder.personalized_results(per_client, time.perf_counter() - t0)
         return per_client
 
