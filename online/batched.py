@@ -107,7 +107,7 @@ class _Batched:
 
 
 class BatchedPA(_Batched):
-    """D independent multi-class PA learners (Crammer et al. 2006, Sec. 7), stepped together.
+    """D independent multi-class PA learners (Crammer et al. 2006, multi-class), stepped together.
 
     Device i is equivalent to ``MulticlassPA(variant, C, fit_intercept, classes=classes)`` fed
     the i-th rows.  ``n_threads > 1`` splits the devices over that many threads.

@@ -13,12 +13,13 @@ application to boosting", JCSS 55, 1997), as used by HomOTL-II and HomOTLMS:
 * :func:`hedge_weights`  -- normalised beta^L from cumulative mistakes L.
 
 Passive-Aggressive (Crammer, Dekel, Keshet, Shalev-Shwartz & Singer, "Online
-Passive-Aggressive Algorithms", JMLR 7, 2006; Sec. 3, Fig. 1 and Sec. 7):
+Passive-Aggressive Algorithms", JMLR 7, 2006; its section, figure and equation numbers
+are not cited here, since they could not be checked against the paper):
 
-* :func:`pa_tau`              -- step sizes tau of PA, PA-I and PA-II (Fig. 1, Eq. 6);
-* :func:`pa_step`             -- binary update w += tau y x on the hinge loss (Eqs. 1, 3);
+* :func:`pa_tau`              -- step sizes tau of PA, PA-I and PA-II;
+* :func:`pa_step`             -- binary update w += tau y x on the hinge loss;
 * :func:`multiclass_pa_step`  -- multi-class max-loss update of the true and the
-  highest-scoring wrong row (Sec. 7, multi-vector construction);
+  highest-scoring wrong row (the paper's multi-vector multi-class construction);
 * :func:`batched_pa_step`     -- the multi-class update for D independent learners at once.
 
 PA variants are given by their code: 0 (PA), 1 (PA-I), 2 (PA-II); see
@@ -129,7 +130,7 @@ def hedge_weights(L: np.ndarray | tuple[float, float], beta: float | np.ndarray)
 
 # ---------------------------------------------------------------------- Passive-Aggressive
 def pa_tau(code: int, loss: float | np.ndarray, n2: float | np.ndarray, C: float) -> float | np.ndarray:
-    """PA step size for loss ``l > 0`` and squared norm ``n2 > 0`` (Crammer et al. 2006, Fig. 1, Eq. 6).
+    """PA step size for loss ``l > 0`` and squared norm ``n2 > 0`` (Crammer et al. 2006).
 
     PA (code 0): tau = l / n2;  PA-I (1): tau = min(C, l / n2);  PA-II (2): tau = l / (n2 + 1/(2C)).
     ``n2`` is the effective squared norm: ||x||^2 (+ 1 with a learned bias) for the binary
@@ -148,7 +149,7 @@ def pa_tau(code: int, loss: float | np.ndarray, n2: float | np.ndarray, C: float
 
 
 def pa_step(w: np.ndarray, x: np.ndarray, n2: float, y: int, f: float, code: int, C: float) -> float:
-    """One binary PA update in place (Crammer et al. 2006, Eqs. 1 and 3); returns tau * y.
+    """One binary PA update in place (Crammer et al. 2006); returns tau * y.
 
     ``f`` is the current margin w.x (+ b), ``y`` is +1 or -1 and ``n2`` the effective squared
     norm (||x||^2, + 1 when the bias is learned as the weight of a constant feature 1).  With
@@ -177,7 +178,7 @@ def multiclass_pa_step(
     code: int,
     C: float,
 ) -> tuple[float, int]:
-    """One multi-class PA update in place (Crammer et al. 2006, Sec. 7); returns (tau, s).
+    """One multi-class PA update in place (Crammer et al. 2006, multi-class); returns (tau, s).
 
     With one weight row per class (the multi-vector construction, for which
     ||Phi(x, y) - Phi(x, s)||^2 = 2 ||x||^2): s is the highest-scoring wrong class,
