@@ -24,7 +24,9 @@ from fedotl.client.config import RunConfig
 from fedotl.client.data import ClientData
 from fedotl.client.model import bn_keys, build_model, fc_keys, get_arrays, set_arrays
 from fedotl.client.personalize import personalize
-from fedotl.client.protocol import CFG_BN_STATS, CFG_FEDAVG_ROUND, CFG_PROXIMAL_MU, CFG_SERVER_ROUND, METRIC_CONFUSION, METRIC_NON_FINITE
+from fedotl.client.protocol import (
+    CFG_BN_STATS, CFG_FEDAVG_ROUND, CFG_PROXIMAL_MU, CFG_SERVER_ROUND, METRIC_CONFUSION, METRIC_NON_FINITE, METRIC_PERSONALIZE_LOSSES,
+)
 from fedotl.client.summary import summarise
 from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, predict, train_local
 
@@ -161,6 +163,6 @@ def node_personalize(data: ClientData, cfg: RunConfig, incoming: Arrays, state: 
         "num-examples": after["n"], "accuracy": after["accuracy"], "macro-f1": after["macro_f1"], "loss": after["loss"],
         "global-accuracy": before["accuracy"], "global-macro-f1": before["macro_f1"], "train-loss": float(fit["loss"]),
         METRIC_CONFUSION: flat_confusion(after),
-        **{k: float(v) for k, v in fit.items() if k.startswith(("ce-", "coral-"))},  # CE and CORAL, first and last epoch
+        **{k: float(fit[k]) for k in METRIC_PERSONALIZE_LOSSES if k in fit},  # CE and CORAL, first and last epoch
     }
     return head, metrics, summary

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fedotl.client.protocol import METRIC_PERSONALIZE_LOSSES
 from fedotl.client.train import TrainSettings, train_local
 
 
@@ -135,6 +136,6 @@ def personalize(
         p.requires_grad_(True)
     if ces:
         k = _steps_per_epoch(len(y), settings.batch_size)
-        out.update({"ce-start": float(np.mean(ces[:k])), "ce-end": float(np.mean(ces[-k:])),
-                    "coral-start": float(np.mean(corals[:k])), "coral-end": float(np.mean(corals[-k:]))})
+        first_last = (np.mean(ces[:k]), np.mean(corals[:k]), np.mean(ces[-k:]), np.mean(corals[-k:]))
+        out.update({name: float(v) for name, v in zip(METRIC_PERSONALIZE_LOSSES, first_last)})
     return out

@@ -48,3 +48,5 @@ CFG_SERVER_ROUND = "server-round"  # set by Flower's strategies
 CFG_PROXIMAL_MU = "proximal-mu"  # set by Flower's FedProx
 CFG_BN_STATS = "bn-stats"  # FedAP asks for BatchNorm statistics this round
 CFG_FEDAVG_ROUND = "fedavg-round"  # FedAP's pretraining: a plain FedAvg round, BatchNorm travels both ways
+# personalisation metrics: mean CE and unweighted CORAL loss over the first and the last epoch
+METRIC_PERSONALIZE_LOSSES = ("ce-start", "coral-start", "ce-end", "coral-end")

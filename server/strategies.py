@@ -47,15 +47,13 @@ from flwr.serverapp.strategy import FedAvg, FedProx
 from flwr.supercore import log
 
 from fedotl.client.protocol import (
-    CFG_BN_STATS, CFG_FEDAVG_ROUND, METRIC_CONFUSION, METRIC_NON_FINITE, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE,
+    CFG_BN_STATS, CFG_FEDAVG_ROUND, METRIC_CONFUSION, METRIC_NON_FINITE, METRIC_PERSONALIZE_LOSSES, MSG_PERSONALIZE, MSG_STATS, REC_ARRAYS, REC_CLIENT, REC_CONFIG, REC_FEDAP, REC_HEAD, REC_MOMENTS, REC_SOURCE,
     REC_SUMMARY,
 )
 from fedotl.client.records import arrays_to_record, record_to_arrays
 from fedotl.server.aggregation import fedap_weight_matrix, leave_one_out_covariances, personalised_average, pooled_moments
 from fedotl.server.report import RunRecorder
 from fedotl.server.robust import robust_aggregate
-
-LOSS_METRICS = ("ce-start", "coral-start", "ce-end", "coral-end")  # personalisation losses a node reports
 
 
 def reply_client(msg: Message) -> tuple[int, str]:
@@ -467,7 +465,7 @@ class _Personalizing:
         msgs = self._note_sent(-1, "personalize", msgs)  # type: ignore[attr-defined]
         replies = self._usable(-1, "personalize", grid.send_and_receive(msgs, timeout=timeout))  # type: ignore[attr-defined]
         per_client = {}
-        losses: dict[str, list[float]] = {k: [] for k in LOSS_METRICS}
+        losses: dict[str, list[float]] = {k: [] for k in METRIC_PERSONALIZE_LOSSES}
         for m in replies:
             mr = _metrics(m)
             cid = reply_client(m)[1]
@@ -477,7 +475,7 @@ class _Personalizing:
                 **_evaluation(mr),
                 "global_accuracy": float(mr["global-accuracy"]), "global_macro_f1": float(mr["global-macro-f1"]),  # type: ignore[arg-type]
             }
-            for k in LOSS_METRICS:
+            for k in METRIC_PERSONALIZE_LOSSES:
                 if k in mr:
                     losses[k].append(float(mr[k]))  # type: ignore[arg-type]
         recorder.extra["source_covariance"] = source
