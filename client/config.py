@@ -136,7 +136,7 @@ KEYS: tuple[Key, ...] = (
     Key("coral-weight", 300.0, "λ of the CORAL loss in personalisation", minimum=0),
     Key("share-heads", False, "FedHealth: each device also sends its personalised head and a summary of its bottleneck features, for new users (fedotl simulate turns it on)"),
     # ---------------------------------------------------------------- rounds
-    Key("min-available-nodes", 2, "Flower: nodes that must be connected before a round", minimum=0),
+    Key("min-available-nodes", 2, "Flower: nodes that must be connected before round 1; later rounds wait only for min-train-nodes (min-evaluate-nodes), and at most round-timeout, so a device lost for good never stalls the run", minimum=0),
     Key("min-train-nodes", 2, "Flower: nodes sampled for training per round", minimum=0),
     Key("min-evaluate-nodes", 2, "Flower: nodes sampled for evaluation per round", minimum=0),
     Key("min-replies", 1, "usable train replies needed to update the model in a round", minimum=1),

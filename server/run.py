@@ -125,7 +125,8 @@ def build_strategy(s: RunConfig, shared_keys: list[str], recorder: RunRecorder, 
     else:
         strat = FedHealth(proximal_mu=s.fedhealth_proximal_mu, **common)
     strat.setup_tracking(recorder, num_rounds=s.num_server_rounds, min_replies=s.min_replies, eval_every=s.eval_every,
-                         aggregation=str(s.aggregation), trim_fraction=float(s.trim_fraction), byzantine_fraction=float(s.byzantine_fraction))
+                         aggregation=str(s.aggregation), trim_fraction=float(s.trim_fraction), byzantine_fraction=float(s.byzantine_fraction),
+                         round_timeout=float(s.round_timeout))
     return strat
 
 

@@ -102,7 +102,8 @@ class _Tracked:
     num_rounds: int
 
     def setup_tracking(self, recorder: RunRecorder, *, num_rounds: int, min_replies: int = 1, eval_every: int = 1,
-                       aggregation: str = "mean", trim_fraction: float = 0.2, byzantine_fraction: float = 0.2) -> None:
+                       aggregation: str = "mean", trim_fraction: float = 0.2, byzantine_fraction: float = 0.2,
+                       round_timeout: float = 3600.0) -> None:
         self.recorder = recorder
         self.aggregation = aggregation
         self.robust_options = {"trim_fraction": float(trim_fraction), "byzantine_fraction": float(byzantine_fraction)}
@@ -113,12 +114,14 @@ class _Tracked:
         self.clients: dict[str, dict[str, str]] = {}  # client id → subject and position, as the node says
         self.partitions: dict[str, int] = {}  # client id → partition id, as the node says
         self.shared_heads: dict[str, tuple[dict, dict]] = {}  # client id → (head, feature summary), with share-heads
-        self._sent: dict[tuple[int, str], set[int]] = {}
+        self._sent: dict[tuple[int, str], list[Message]] = {}
+        self.round_timeout = float(round_timeout)
+        self._waited_for_all = False  # round 1 of this start() waited for min-available-nodes
 
     # -------------------------------------------------------------- helpers
     def _note_sent(self, server_round: int, stage: str, messages: Iterable[Message]) -> list[Message]:
         messages = list(messages)
-        self._sent[(server_round, stage)] = {m.metadata.dst_node_id for m in messages}
+        self._sent[(server_round, stage)] = messages  # the grid gives each its message id as it sends it
         return messages
 
     def _failed(self, server_round: int, stage: str, node: int, reason: str) -> None:
@@ -127,11 +130,19 @@ class _Tracked:
 
     def _usable(self, server_round: int, stage: str, replies: Iterable[Message]) -> list[Message]:
         replies = list(replies)
+        sent = self._sent.pop((server_round, stage), [])
+        # The SuperLink answers for a node that stopped (src = the SuperLink, "Node Unavailable"):
+        # the instruction it replies to names the node.
+        dst_of = {m.metadata.message_id: m.metadata.dst_node_id for m in sent if m.metadata.message_id}
+
+        def node_of(reply: Message) -> int:
+            return dst_of.get(reply.metadata.reply_to_message_id, reply.metadata.src_node_id)
+
         valid, errors = split_replies(replies)
         for m in valid:  # learn who is who first, so that this round's failures can be named
             self.node_client[m.metadata.src_node_id] = reply_client(m)[1]
         for m in errors:
-            self._failed(server_round, stage, m.metadata.src_node_id, str(m.error.reason))
+            self._failed(server_round, stage, node_of(m), str(m.error.reason))
         for m in valid:
             pid, cid = reply_client(m)
             self.node_client[m.metadata.src_node_id] = cid
@@ -139,10 +150,25 @@ class _Tracked:
             rec = m.content.config_records.get(REC_CLIENT)
             if rec is not None:
                 self.clients[cid] = {"subject": str(rec.get("subject", "")), "position": str(rec.get("position", ""))}
-        answered = {m.metadata.src_node_id for m in replies}
-        for node in sorted(self._sent.pop((server_round, stage), set()) - answered):
+        valid = self._one_reply_per_device(server_round, stage, valid)
+        answered = {node_of(m) for m in replies}
+        for node in sorted({m.metadata.dst_node_id for m in sent} - answered):
             self._failed(server_round, stage, node, "no reply within round-timeout")
         return valid
+
+    def _one_reply_per_device(self, server_round: int, stage: str, valid: list[Message]) -> list[Message]:
+        """Replies of a device that two or more nodes claim (its partition id) are all excluded, and
+        each claimant is counted as failed: which one holds the device's data cannot be told."""
+        claims: dict[str, list[int]] = {}
+        for m in valid:
+            pid, cid = reply_client(m)
+            if pid >= 0:
+                claims.setdefault(cid, []).append(m.metadata.src_node_id)
+        twice = {cid: sorted(nodes) for cid, nodes in claims.items() if len(nodes) > 1}
+        for cid, nodes in sorted(twice.items()):
+            for node in nodes:
+                self._failed(server_round, stage, node, f"{len(nodes)} nodes ({', '.join(map(str, nodes))}) claim device {cid}: all excluded")
+        return [m for m in valid if reply_client(m)[1] not in twice]
 
     def evaluates_in(self, server_round: int) -> bool:
         return server_round % self.eval_every == 0 or server_round == self.num_rounds
@@ -151,7 +177,33 @@ class _Tracked:
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         server_round += self.round_offset
         self.recorder.round_started(server_round)
-        return self._note_sent(server_round, "train", super().configure_train(server_round, arrays, config, grid))  # type: ignore[misc]
+        self._wait_for_nodes(server_round, grid, int(self.min_train_nodes))  # type: ignore[attr-defined]
+        messages = super().configure_train(server_round, arrays, config, grid)  # type: ignore[misc]
+        self._after_first_sampling()
+        return self._note_sent(server_round, "train", messages)
+
+    def _wait_for_nodes(self, server_round: int, grid: Grid, minimum: int) -> None:
+        """Wait at most ``round-timeout`` for the nodes Flower's sampling needs, else end the run.
+
+        Flower's sampling waits forever for ``min_available_nodes``; a device lost for good
+        would hang the run.  Round 1 waits for ``min_available_nodes`` (every device, so that it
+        never samples a subset); later rounds only for ``min_train_nodes`` (:meth:`_after_first_sampling`).
+        """
+        need = max(int(self.min_available_nodes), minimum)  # type: ignore[attr-defined]
+        deadline = time.monotonic() + self.round_timeout
+        while (have := len(list(grid.get_node_ids()))) < need:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"round {server_round}: {have} devices connected after round-timeout ({self.round_timeout:g} s), "
+                    f"fewer than the {need} a round needs"
+                )
+            time.sleep(1.0)
+
+    def _after_first_sampling(self) -> None:
+        """Rounds after the first wait only for ``min_train_nodes``: a lost device leaves the run to those that remain."""
+        if not self._waited_for_all:
+            self._waited_for_all = True
+            self.min_available_nodes = min(int(self.min_available_nodes), max(int(self.min_train_nodes), int(self.min_evaluate_nodes)))  # type: ignore[attr-defined]
 
     def _finite(self, server_round: int, replies: list[Message]) -> list[Message]:
         """The replies with finite updates.  A non-finite one is refused and counted as its node's failure,
@@ -193,6 +245,7 @@ class _Tracked:
         server_round += self.round_offset
         if not self.evaluates_in(server_round):
             return []
+        self._wait_for_nodes(server_round, grid, int(self.min_evaluate_nodes))  # type: ignore[attr-defined]
         return self._note_sent(server_round, "evaluate", super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:

@@ -319,3 +319,32 @@ def test_only_registered_supernodes_join(certs, tmp_path):
     finally:
         procs.stop_all(10)
     assert leftover_processes([str(tmp_path), str(certs)]) == []
+
+
+@pytest.mark.slow
+@needs_openssl
+def test_a_supernode_killed_mid_run_never_hangs_it_and_is_counted_by_name(dsads5, certs, tmp_path):
+    from fedotl.server.checkpoint import CHECKPOINT
+
+    run = tmp_path / "run"
+    cmd, marks = launcher(certs, tmp_path, "--dataset", "dsads", str(dsads5), "--out", str(run), "--strategy", "fedavg",
+                          "--rounds", "3", "--set", "local-epochs=1", "--set", "round-timeout=120", "--run-timeout", "900")  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not (run / CHECKPOINT).exists():
+        assert proc.poll() is None and time.monotonic() - t0 < 500, "no checkpoint before the run ended"
+        time.sleep(0.2)
+    node_port = int(marks[-1].rsplit(":", 1)[1])  # SuperNode 4's ClientAppIO port: device p1/LL
+    victim = [line.split()[0] for line in leftover_processes(["flower-supernode"], wait=0) if f"--port {node_port} " in line]
+    assert len(victim) == 1
+    os.kill(int(victim[0]), 9)  # lost for good after round 1
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(out)["summary"]
+    assert [h["round"] for h in summary["history"]] == [1, 2, 3]
+    lost = [f for f in summary["failures"] if f.get("client") == "p1/LL"]
+    assert lost and all(f["round"] >= 2 for f in lost)  # named by its device, from the round after the kill
+    keys = [(f["round"], f["stage"], f["node_id"]) for f in summary["failures"]]
+    assert len(keys) == len(set(keys))  # one failure per node and stage of a round, never two
+    assert not [f for f in summary["failures"] if f.get("client") not in ("p1/LL", None)]
+    assert leftover_processes(marks) == []

@@ -200,3 +200,50 @@ def test_failures_name_the_device_once_its_node_has_said_which_it_is():
     assert [(f["round"], f.get("client")) for f in s.recorder.failures] == [(2, "c1"), (3, None)]
     lines = s.recorder.stream.getvalue().splitlines()
     assert lines == ["[test] round 2: device c1 failed in train: boom", "[test] round 3: node 99 failed in train: boom"]
+
+
+def _pushed(messages):
+    """What the grid does as it sends: each message gets its id (flwr's grids set it in place)."""
+    for i, m in enumerate(messages):
+        m.metadata.__dict__["_message_id"] = f"msg-{i}"
+    return messages
+
+
+def test_a_device_lost_for_good_never_hangs_the_next_rounds():
+    import threading
+
+    s = TrackedFedAvg(min_train_nodes=2, min_evaluate_nodes=2, min_available_nodes=3)
+    s.setup_tracking(RunRecorder(None, "test", 3, progress=False), num_rounds=3, round_timeout=0.5)
+    grid = FakeGrid([11, 12, 13])
+    assert len(list(s.configure_train(1, rec(w=[0.0]), ConfigRecord(), grid))) == 3  # round 1 waits for every device
+    grid.nodes = [11, 12]  # device 13 died
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(list(s.configure_train(2, rec(w=[0.0]), ConfigRecord(), grid))), daemon=True)
+    t.start()
+    t.join(timeout=20)  # Flower's sampling waited forever for min-available-nodes = 3
+    assert not t.is_alive() and sorted(m.metadata.dst_node_id for m in out[0]) == [11, 12]
+    grid.nodes = [11]  # fewer than min-train-nodes: the run ends within round-timeout, with a reason
+    with pytest.raises(RuntimeError, match=r"round 3: 1 devices connected after round-timeout \(0.5 s\), fewer than the 2 a round needs"):
+        s.configure_train(3, rec(w=[0.0]), ConfigRecord(), grid)
+
+
+def test_a_node_the_superlink_reports_unavailable_is_one_failure_under_its_own_id():
+    from flwr.server.superlink.linkstate.utils import create_message_error_unavailable_res_message
+
+    s = tracked(TrackedFedAvg)
+    sent = _pushed(list(s.configure_train(1, rec(w=[0.0]), ConfigRecord(), FakeGrid([21, 22, 23]))))
+    dead = next(m for m in sent if m.metadata.dst_node_id == 23)
+    unavailable = create_message_error_unavailable_res_message(dead.metadata, "node_unavail")
+    assert unavailable.metadata.src_node_id != 23  # the SuperLink answers, not the node
+    s.aggregate_train(1, [reply(21, 0, 10, rec(w=[1.0])), reply(22, 1, 10, rec(w=[3.0])), unavailable])
+    assert [f["node_id"] for f in s.recorder.failures] == [23]  # once, not also as "no reply within round-timeout"
+    assert "Node Unavailable" in s.recorder.failures[0]["reason"]
+
+
+def test_two_nodes_claiming_one_device_are_both_excluded_and_counted():
+    s = tracked(TrackedFedAvg)
+    replies = [reply(7, 0, 10, rec(w=[100.0])), reply(8, 0, 10, rec(w=[-100.0])), reply(9, 1, 10, rec(w=[2.0]))]
+    arrays, _ = s.aggregate_train(1, replies)
+    assert arrays["w"].numpy()[0] == 2.0  # only the undisputed device's update; the mean of all three would be 0.667
+    assert [(f["node_id"], f["client"]) for f in s.recorder.failures] == [(7, "c0"), (8, "c0")]
+    assert all("2 nodes (7, 8) claim device c0: all excluded" == f["reason"] for f in s.recorder.failures)
