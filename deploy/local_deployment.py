@@ -520,9 +520,6 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    # A Flower process whose parent dies (a killed SuperLink's SuperExec and ServerApp) is
-    # re-parented to this script instead of init, so stop_all still finds and ends it.
-    become_subreaper()
     try:
         result = deploy(args)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
@@ -548,4 +545,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # A Flower process whose parent dies (a killed SuperLink's SuperExec and ServerApp) is
+    # re-parented to this script instead of init, so stop_all still finds, ends and reaps it.
+    # Only as a script: a program that calls main() keeps its own process semantics.
+    become_subreaper()
     raise SystemExit(main())
