@@ -76,6 +76,7 @@ FLOWER_ENV = {
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 tcp_port = bounded(int, lambda v: 1 <= v <= 65535, "a TCP port (1-65535)")
+SUBREAPER = False  # set when run as the script: orphaned descendants are then re-parented to this process
 
 
 class UsageError(Exception):
@@ -255,10 +256,11 @@ class Processes:
     def stop_all(self, timeout: float) -> None:
         """SIGTERM to each started process and its descendants; SIGKILL to what is left after ``timeout``."""
         roots = [p for _, p in self.started if p.poll() is None]
-        # each root leads its own session: what is still in one was started by it or its children,
-        # including orphans of a root that died (re-parented to us, see become_subreaper)
+        # each root leads its own session: what is still in one was started by it or its children;
+        # as the script, a subreaper, every descendant is ours, orphans of a root that died included
         sessions = [p.pid for _, p in self.started]
-        tree = [d for d in descendants([p.pid for _, p in self.started]) + in_sessions(sessions) if d[0] not in {p.pid for p in roots}]
+        ours = descendants([os.getpid()]) if SUBREAPER else []
+        tree = [d for d in descendants([p.pid for _, p in self.started]) + in_sessions(sessions) + ours if d[0] not in {p.pid for p in roots}]
         tree = list(dict.fromkeys(tree))
         for p in roots:
             p.send_signal(signal.SIGTERM)
@@ -548,5 +550,5 @@ if __name__ == "__main__":
     # A Flower process whose parent dies (a killed SuperLink's SuperExec and ServerApp) is
     # re-parented to this script instead of init, so stop_all still finds, ends and reaps it.
     # Only as a script: a program that calls main() keeps its own process semantics.
-    become_subreaper()
+    SUBREAPER = become_subreaper()
     raise SystemExit(main())
