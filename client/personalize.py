@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fedotl.client.protocol import METRIC_PERSONALIZE_LOSSES
-from fedotl.client.train import TrainSettings, train_local
+from fedotl.client.train import TrainSettings, batches_per_epoch, train_local
 
 
 def covariance(f: torch.Tensor) -> torch.Tensor:
@@ -75,12 +75,6 @@ def freeze_features(model: nn.Module) -> list[nn.Parameter]:
     for p in model.features.parameters():
         p.requires_grad_(False)
     return [p for name, p in model.named_parameters() if name.startswith(("bottleneck.", "head."))]
-
-
-def _steps_per_epoch(n: int, batch_size: int) -> int:
-    """Batches per epoch of :func:`fedotl.client.train.train_local` (a lone tail batch is folded in)."""
-    b = -(-n // batch_size)
-    return b - 1 if b > 1 and n % batch_size == 1 else b
 
 
 def eval_embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +129,7 @@ def personalize(
     for p in model.parameters():
         p.requires_grad_(True)
     if ces:
-        k = _steps_per_epoch(len(y), settings.batch_size)
+        k = batches_per_epoch(len(y), settings.batch_size)
         first_last = (np.mean(ces[:k]), np.mean(corals[:k]), np.mean(ces[-k:]), np.mean(corals[-k:]))
         out.update({name: float(v) for name, v in zip(METRIC_PERSONALIZE_LOSSES, first_last)})
     return out

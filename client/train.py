@@ -73,6 +73,17 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x + noise
 
 
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    """How many batches :func:`_batches` makes of ``n`` windows (a lone tail is folded in).
+
+    >>> batches_per_epoch(65, 32), batches_per_epoch(64, 32), batches_per_epoch(1, 32)
+    (2, 2, 1)
+    """
+    b = -(-n // batch_size)
+    tail = n - (b - 1) * batch_size
+    return b - 1 if b > 1 and tail == 1 else b
+
+
 def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
     order = torch.randperm(n, generator=gen)
     out = [order[i : i + batch_size] for i in range(0, n, batch_size)]

@@ -170,3 +170,12 @@ def test_personalize_freezes_convs_tunes_fc_and_aligns_covariance():
 def test_derive_seed_is_stable():
     assert derive_seed(0, "p1/RA", 3) == derive_seed(0, "p1/RA", 3) != derive_seed(0, "p1/RA", 4)
     assert 0 <= derive_seed("x") < 2**31
+
+
+def test_batches_per_epoch_counts_what_an_epoch_makes():
+    import torch
+
+    from fedotl.client.train import _batches, batches_per_epoch
+
+    gen = torch.Generator().manual_seed(0)
+    assert all(len(_batches(n, b, gen)) == batches_per_epoch(n, b) for n in range(1, 120) for b in (1, 2, 7, 32))
