@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix, f1_score
 from torch import nn
 
 from fedotl.client.model import BN_TYPES
@@ -167,6 +166,34 @@ def predict(model: nn.Module, X: np.ndarray, batch_size: int = 512) -> tuple[np.
     return np.concatenate(logits), np.concatenate(embs)
 
 
+# Counted with numpy, not sklearn.metrics: on the Deployment Engine every message starts a
+# fresh flwr-clientapp process, and importing sklearn.metrics (with scipy.stats) cost 0.74 s
+# of each process's 1.85 s import of this app.
+def confusion_counts(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """``c[i, j]``: windows of class ``i`` predicted as ``j``, for classes 0..k-1.
+
+    >>> confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3).tolist()
+    [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
+    """
+    return np.bincount(np.asarray(y, np.int64) * k + np.asarray(pred, np.int64), minlength=k * k).reshape(k, k)
+
+
+def macro_f1(confusion: np.ndarray) -> float:
+    """Mean F1 over the classes present in truth or prediction: F1 = 2 TP / (2 TP + FP + FN).
+
+    The value of sklearn's ``f1_score(average="macro", zero_division=0)`` on the same labels.
+
+    >>> round(macro_f1(confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3)), 4)
+    0.3889
+    """
+    tp = np.diag(confusion).astype(np.float64)
+    truth, predicted = confusion.sum(1), confusion.sum(0)
+    present = (truth + predicted) > 0
+    if not present.any():
+        return 0.0
+    return float(np.mean(2 * tp[present] / (truth + predicted)[present]))
+
+
 def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Accuracy, macro-F1 (over the classes present in truth or prediction), loss and the confusion matrix.
 
@@ -180,12 +207,13 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict[str, float]
     pred = logits.argmax(1)
     k = logits.shape[1]
     loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(np.asarray(y, dtype=np.int64))))
+    confusion = confusion_counts(y, pred, k)
     return {
         "accuracy": float((pred == y).mean()),
-        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(confusion),
         "loss": loss,
         "n": int(n),
-        "confusion": confusion_matrix(y, pred, labels=np.arange(k)),
+        "confusion": confusion,
     }
 
 

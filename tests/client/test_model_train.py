@@ -20,7 +20,9 @@ from fedotl.client.model import (
 )
 from fedotl.client.personalize import coral_loss, covariance, personalize
 from fedotl.server.aggregation import pooled_moments
-from fedotl.client.train import TrainSettings, bn_input_stats, derive_seed, embedding_moments, evaluate, train_local
+from fedotl.client.train import (
+    TrainSettings, bn_input_stats, confusion_counts, derive_seed, embedding_moments, evaluate, macro_f1, train_local,
+)
 
 
 def toy(n=60, c=3, length=32, k=3, seed=0):
@@ -117,6 +119,19 @@ def test_evaluate_on_known_predictions():
     assert r["accuracy"] == 0.75
     assert r["macro_f1"] == pytest.approx((6 / 7 + 0) / 2)
     assert evaluate(m, np.zeros((0, 2), np.float32), np.zeros(0, int))["n"] == 0
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_confusion_and_macro_f1_equal_sklearns(seed):
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 8))
+    n = int(rng.integers(1, 40))
+    # a narrow range leaves some classes absent from truth, prediction or both
+    y, pred = rng.integers(0, max(1, k // 2 + 1), n), rng.integers(0, k, n)
+    assert np.array_equal(confusion_counts(y, pred, k), confusion_matrix(y, pred, labels=np.arange(k)))
+    assert macro_f1(confusion_counts(y, pred, k)) == pytest.approx(f1_score(y, pred, average="macro", zero_division=0), abs=1e-12)
 
 
 def test_bn_input_stats_and_embedding_moments_match_direct_computation():
