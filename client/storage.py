@@ -28,12 +28,23 @@ def safe_name(client_id: str) -> str:
 
 def save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
     """``np.savez`` through a temporary file and a rename, so a crash leaves no half file."""
+    tmp = write_temporary_npz(path, arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def write_temporary_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """``arrays`` as a hidden temporary file beside ``path``, on disk (fsync) before it is renamed or linked into place.
+
+    The fsync is for a device that loses power: without it the rename can reach the disk before the data.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-    os.replace(tmp, path)
-    return path
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

@@ -9,7 +9,8 @@ A store is a folder on the device's own disk::
 
 The device appends chunks as it records (:meth:`DeviceStore.append`); the
 simulation harness writes a replayed device's whole recording as one chunk.
-Every file is written to a temporary name and renamed into place, so a
+Every file is written to a temporary name, flushed to disk, and renamed (a
+chunk: hard-linked, so that it never replaces another) into place, so a
 reader never sees half a chunk, and :meth:`DeviceStore.snapshot` reads the
 chunks that were complete when it listed them: a training round that runs
 while the device records gets a consistent snapshot.
@@ -33,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fedotl.client.storage import save_npz
+from fedotl.client.storage import write_temporary_npz
 
 FORMAT = 1
 META = "store.json"
@@ -133,10 +134,22 @@ class DeviceStore:
             raise StoreError(f"{self.root}: {n} windows but {len(y)} labels, {len(session)} sessions, {len(start)} starts")
         done = self.chunks()
         number = int(done[-1].stem) + 1 if done else 0
-        return save_npz(
-            self.root / CHUNKS / f"{number:06d}.npz",
-            {"X": X, "y": np.asarray(y, np.int64), "session": np.asarray(session, np.int64), "start": np.asarray(start, np.int64)},
-        )
+        arrays = {"X": X, "y": np.asarray(y, np.int64), "session": np.asarray(session, np.int64), "start": np.asarray(start, np.int64)}
+        tmp = write_temporary_npz(self.root / CHUNKS / f"{number:06d}.npz", arrays)
+        try:
+            while True:
+                # link, not rename: it never replaces a chunk that a second writer (a device
+                # runtime started twice on one store) put under the same number
+                path = self.root / CHUNKS / f"{number:06d}.npz"
+                try:
+                    os.link(tmp, path)
+                    return path
+                except FileExistsError:
+                    number += 1
+                except OSError as e:  # e.g. FAT, which has no hard links
+                    raise StoreError(f"{self.root}: cannot add {path.name} ({e.strerror}); keep the store on a POSIX filesystem such as ext4") from None
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def snapshot(self) -> Snapshot:
         meta = self.meta()
