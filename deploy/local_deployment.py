@@ -1,7 +1,7 @@
 """Run the app on Flower's Deployment Engine on this machine, over TLS.
 
     python -m fedotl.deploy.local_deployment --dataset dsads PATH --nodes N [--rounds R]
-        [--strategy S] [--secagg] [--set KEY=VALUE ...] [--certs DIR] [--out RUN_DIR] [--json]
+        [--strategy S] [--secagg] [--set KEY=VALUE ...] [--certs DIR] [--out RUN_DIR] [--node-restarts K] [--json]
 
 What it does, with Flower's own executables only:
 
@@ -22,10 +22,14 @@ What it does, with Flower's own executables only:
 4. submits the app with ``flwr run . fedotl-tls --stream`` from a private
    FLWR_HOME whose ``config.toml`` points at the SuperLink with the CA as
    ``root-certificates``;
-5. reads the outcome from ``flwr list --run-id ID --format json`` (the exit
+5. while the run goes on, restarts a SuperNode that dies, at most
+   ``--node-restarts`` times per device, once the SuperLink lists it offline
+   (:class:`NodeSupervisor`); past that the device is lost for good and the
+   rounds go on without it;
+6. reads the outcome from ``flwr list --run-id ID --format json`` (the exit
    status of ``flwr run`` is not the outcome) and the ServerApp's
    ``summary.json`` from the run directory;
-6. stops every process it started, and their children (SIGTERM, then SIGKILL
+7. stops every process it started, and their children (SIGTERM, then SIGKILL
    after ``--stop-timeout``), also on an error or Ctrl-C.
 
 Logs go to ``RUN_DIR/logs/``.  Exit status: 0 when the run finished
@@ -49,7 +53,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO, Callable, Iterable, Sequence
 
 from fedotl.client.config import APP_KEYS, DEFAULTS, RunConfig, parse_value
 from fedotl.client.protocol import STRATEGIES
@@ -57,7 +61,8 @@ from fedotl.deploy.node_keys import key_pair
 from fedotl.deploy.proctree import alive, become_subreaper, descendants, die_with_parent, in_sessions
 from fedotl.simulations.devices import DeviceSet
 from fedotl.simulations.arguments import (
-    add_dataset_args, add_force, add_resume, bounded, dataset_config, key_value, positive_float, positive_int, resume_config,
+    add_dataset_args, add_force, add_resume, bounded, dataset_config, key_value, non_negative_int, positive_float, positive_int,
+    resume_config,
 )
 from fedotl.simulations.rundir import run_dir as checked_run_dir
 
@@ -73,6 +78,9 @@ FLOWER_ENV = {
     "FLWR_TELEMETRY_ENABLED": "0",
     "FLWR_DISABLE_UPDATE_CHECK": "1",
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    # How often a SuperExec asks its SuperLink or SuperNode for a task to launch (Flower's
+    # default 1 s): a wait paid once per message, since each message starts a new process.
+    "FLWR_SUPEREXEC_TASK_POLL_INTERVAL": "0.1",
 }
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 tcp_port = bounded(int, lambda v: 1 <= v <= 65535, "a TCP port (1-65535)")
@@ -114,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=tcp_port, default=DEFAULT_PORT, help=f"SuperLink HTTPS port (default {DEFAULT_PORT})")
     p.add_argument("--node-port", type=tcp_port, default=DEFAULT_NODE_PORT, help=f"SuperNode i serves its ClientAppIO API on this port + i (default {DEFAULT_NODE_PORT})")
     p.add_argument("--connect-timeout", type=positive_float, default=120.0, metavar="S", help="seconds to wait for the SuperLink and every SuperNode (default 120)")
+    p.add_argument("--node-restarts", type=non_negative_int, default=3, metavar="K", help="restart a SuperNode that dies during the run at most K times per device (default 3; 0: never)")
     p.add_argument("--run-timeout", type=positive_float, default=None, metavar="S", help="stop the run after S seconds (default: no limit)")
     p.add_argument("--stop-timeout", type=positive_float, default=15.0, metavar="S", help="seconds between SIGTERM and SIGKILL at shutdown (default 15)")
     p.add_argument("--verbose", action="store_true", help="copy the `flwr run --stream` log to stderr")
@@ -225,6 +234,20 @@ def check_ports(ports: Sequence[int]) -> None:
                 raise UsageError(f"port {port} on {HOST} is in use; choose others with --port / --node-port") from None
 
 
+def free_port_block(n: int, start: int, stop: int) -> int | None:
+    """The first base port in [start, stop) from which ``n`` consecutive ports are free on loopback, else None."""
+    for base in range(start, stop - n + 1, n):
+        try:
+            for port in range(base, base + n):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind((HOST, port))
+        except OSError:
+            continue
+        return base
+    return None
+
+
 def flower_bin(name: str) -> str:
     """An executable from this interpreter's environment (the venv), else from PATH."""
     here = Path(sys.executable).parent / name
@@ -244,8 +267,8 @@ class Processes:
     logs: Path
     started: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
 
-    def start(self, name: str, cmd: list[str], *, pipe: bool = False) -> subprocess.Popen:
-        log: IO | int = subprocess.PIPE if pipe else open(self.logs / f"{name}.log", "wb")  # noqa: SIM115
+    def start(self, name: str, cmd: list[str], *, pipe: bool = False, append: bool = False) -> subprocess.Popen:
+        log: IO | int = subprocess.PIPE if pipe else open(self.logs / f"{name}.log", "ab" if append else "wb")  # noqa: SIM115
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True,
                                 preexec_fn=die_with_parent)  # kill -9 of this script takes its processes along
         if not pipe:
@@ -392,8 +415,65 @@ def wait_for_supernodes(procs: Processes, nodes: list[subprocess.Popen], timeout
     raise DeploymentError(f"{online} of {len(nodes)} SuperNodes online after {timeout:.0f} s (logs: {procs.logs})")
 
 
-def submit_and_wait(procs: Processes, run_config: Path, timeout: float | None, verbose: bool, superlink: subprocess.Popen) -> str:
-    """``flwr run . fedotl-tls --stream``; return the run ID once the stream ends, or the SuperLink does."""
+@dataclass
+class NodeSupervisor:
+    """Restarts a SuperNode that dies during the run, at most ``limit`` times per device.
+
+    A restart waits until the SuperLink lists the node offline (its heartbeats
+    stopped: up to 60 s in flwr 1.42).  Only then does Flower answer the
+    messages the dead process had pulled with "Node Unavailable", so the
+    round counts the device failed once and goes on; a node back under the
+    same key before that would leave those messages unanswered until
+    ``round-timeout``.  The restarted node has the same key, node ID, store
+    and node config, and joins the next round it is sampled for; its
+    ``context.state`` (local BatchNorm layers, a personalised head) died with
+    the process.  A device past its limit is lost for good, and the rounds go
+    on without it (:class:`fedotl.server.strategies._Tracked`).
+    """
+
+    procs: Processes
+    nodes: list[subprocess.Popen]  # the current process of each device's SuperNode
+    devices: Sequence[str]
+    node_ids: Sequence[str]
+    limit: int
+    say: Callable[[str], None]
+    restarts: dict[str, int] = field(default_factory=dict)
+    lost: set[int] = field(default_factory=set)
+    _dead: set[int] = field(default_factory=set)
+    _next_check: float = 0.0
+
+    def check(self) -> None:
+        for i, proc in enumerate(self.nodes):
+            if proc.poll() is None or i in self.lost or i in self._dead:
+                continue
+            done = self.restarts.get(self.devices[i], 0)
+            words = f"SuperNode {i} ({self.devices[i]}) {exit_words(proc, self.procs.logs / f'supernode-{i}.log')}"
+            if done >= self.limit:
+                self.lost.add(i)
+                self.say(f"{words}; lost for good ({done} of {self.limit} restarts used): the run goes on without it")
+            else:
+                self._dead.add(i)
+                self.say(f"{words}; restarting it once the SuperLink lists it offline (restart {done + 1} of {self.limit})")
+        if not self._dead or time.monotonic() < self._next_check:
+            return
+        self._next_check = time.monotonic() + 2.0  # each check is a `flwr supernode list`
+        listed = flwr_json(self.procs.env, "supernode", "list", FEDERATION).get("nodes", [])
+        online = {str(n.get("node-id")) for n in listed if n.get("status") == "online"}
+        for i in sorted(self._dead):
+            if self.node_ids[i] in online:
+                continue
+            self._dead.discard(i)
+            self.restarts[self.devices[i]] = self.restarts.get(self.devices[i], 0) + 1
+            self.nodes[i] = self.procs.start(f"supernode-{i}", list(self.nodes[i].args), append=True)
+            self.say(f"SuperNode {i} ({self.devices[i]}) restarted")
+
+
+def submit_and_wait(procs: Processes, run_config: Path, timeout: float | None, verbose: bool, superlink: subprocess.Popen,
+                    watch: Callable[[], None] = lambda: None) -> str:
+    """``flwr run . fedotl-tls --stream``; return the run ID once the stream ends, or the SuperLink does.
+
+    ``watch`` is called about every 0.5 s while the run goes on (the SuperNodes' supervisor).
+    """
     run_id: list[str] = []
     proc = procs.start("flwr-run", [flower_bin("flwr"), "run", str(REPO), FEDERATION, "--stream", "--run-config", str(run_config)], pipe=True)
     log_path = procs.logs / "flwr-run.log"
@@ -424,6 +504,7 @@ def submit_and_wait(procs: Processes, run_config: Path, timeout: float | None, v
             proc.terminate()
             proc.wait()
             break
+        watch()
         time.sleep(0.5)
     reader.join(timeout=10)
     if not run_id:
@@ -481,7 +562,7 @@ def deploy(args: argparse.Namespace) -> dict[str, object]:
         wait_for_superlink(procs, superlink, args.port, args.connect_timeout)
         say(f"SuperLink up with TLS and SuperNode authentication on {HOST}:{args.port}")
         keys = [key_pair(run_dir / "keys", f"node-{i}") for i in range(args.nodes)]  # kept: a resumed run reuses them
-        register_supernodes(env, [pub for _, pub in keys], devices.ids)
+        node_ids = register_supernodes(env, [pub for _, pub in keys], devices.ids)
         nodes = [
             start_supernode(procs, i, args.port, node_ca, args.node_port + i, keys[i][0], f'partition-id={i} num-partitions={args.nodes} data-dir="{devices.store(i)}"')
             for i in range(args.nodes)
@@ -489,7 +570,8 @@ def deploy(args: argparse.Namespace) -> dict[str, object]:
         wait_for_supernodes(procs, nodes, args.connect_timeout)
         times["startup"] = round(time.monotonic() - t0, 1)
         say(f"{args.nodes} SuperNodes online ({times['startup']} s); submitting with `flwr run . {FEDERATION} --stream` (log: {logs / 'flwr-run.log'})")
-        run_id = submit_and_wait(procs, run_config, args.run_timeout, args.verbose, superlink)
+        supervisor = NodeSupervisor(procs, nodes, devices.ids, node_ids, args.node_restarts, say)
+        run_id = submit_and_wait(procs, run_config, args.run_timeout, args.verbose, superlink, watch=supervisor.check)
         if superlink.poll() is not None:
             raise DeploymentError(f"the SuperLink {exit_words(superlink, logs / 'superlink.log')} during run {run_id}; continue it with --resume {run_dir}")
         status, details = run_status(env, run_id)
@@ -500,7 +582,9 @@ def deploy(args: argparse.Namespace) -> dict[str, object]:
             shutil.rmtree(home, ignore_errors=True)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    return {"run_id": run_id, "status": status, "status_details": details, "run_dir": str(run_dir), "seconds": times, "summary": summary}
+    lost = [devices.ids[i] for i in sorted(supervisor.lost)]
+    return {"run_id": run_id, "status": status, "status_details": details, "run_dir": str(run_dir), "seconds": times,
+            "restarts": supervisor.restarts, "lost": lost, "summary": summary}
 
 
 def print_report(result: dict) -> None:
@@ -512,6 +596,10 @@ def print_report(result: dict) -> None:
             print(f"  {cid:<16} accuracy {acc:.4f}")
         if s.get("mean_accuracy") is not None:
             print(f"mean        accuracy {s['mean_accuracy']:.4f}  macro-F1 {s['mean_macro_f1']:.4f}")
+    for device, n in result["restarts"].items():
+        print(f"restarted   {device}'s SuperNode {n} time(s)")
+    if result["lost"]:
+        print(f"lost        {', '.join(result['lost'])} (past --node-restarts)")
     print(f"run dir     {result['run_dir']}")
 
 

@@ -41,6 +41,7 @@ def bounded(cast: Callable[[str], float], ok: Callable[[float], bool], what: str
 positive_float = bounded(float, lambda v: v > 0, "a positive number")
 positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
 non_negative_float = bounded(float, lambda v: v >= 0, "a non-negative number")
+non_negative_int = bounded(int, lambda v: v >= 0, "a non-negative integer")
 fraction = bounded(float, lambda v: 0.0 < v < 1.0, "a fraction in (0, 1)")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -46,16 +45,10 @@ def certs(tmp_path_factory) -> Path:
 
 def free_block(n: int) -> int:
     """A base port with ``n`` free ports from it, clear of Flower's defaults and of the script's."""
-    for base in range(39800, 39990, 10):
-        try:
-            for port in range(base, base + n):
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    pytest.skip("no block of free ports in 39800-39990")
+    base = ld.free_port_block(n, 39800, 39990)
+    if base is None:
+        pytest.skip("no block of free ports in 39800-39990")
+    return base
 
 
 def leftover_processes(marks: list[str], wait: float = 10.0) -> list[str]:
@@ -321,30 +314,48 @@ def test_only_registered_supernodes_join(certs, tmp_path):
     assert leftover_processes([str(tmp_path), str(certs)]) == []
 
 
+def supernode_pids(port: int) -> list[int]:
+    """The live flower-supernode serving its ClientAppIO API on ``port``."""
+    return [int(line.split()[0]) for line in leftover_processes(["flower-supernode"], wait=0) if f"--port {port} " in line]
+
+
 @pytest.mark.slow
 @needs_openssl
-def test_a_supernode_killed_mid_run_never_hangs_it_and_is_counted_by_name(dsads5, certs, tmp_path):
+def test_supernodes_that_die_mid_run_are_restarted_and_rejoin_and_one_lost_for_good_never_hangs_it(dsads5, certs, tmp_path):
+    """Two SuperNodes are killed after round 1 (one restart allowed each): p1/LL comes back and
+    rejoins; p1/RL is killed again once restarted, so it is lost for good and the run goes on."""
     from fedotl.server.checkpoint import CHECKPOINT
 
     run = tmp_path / "run"
     cmd, marks = launcher(certs, tmp_path, "--dataset", "dsads", str(dsads5), "--out", str(run), "--strategy", "fedavg",
-                          "--rounds", "3", "--set", "local-epochs=1", "--set", "round-timeout=120", "--run-timeout", "900")  # fmt: skip
+                          "--rounds", "4", "--set", "local-epochs=1", "--set", "round-timeout=150", "--node-restarts", "1",
+                          "--run-timeout", "900")  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
     while not (run / CHECKPOINT).exists():
         assert proc.poll() is None and time.monotonic() - t0 < 500, "no checkpoint before the run ended"
         time.sleep(0.2)
-    node_port = int(marks[-1].rsplit(":", 1)[1])  # SuperNode 4's ClientAppIO port: device p1/LL
-    victim = [line.split()[0] for line in leftover_processes(["flower-supernode"], wait=0) if f"--port {node_port} " in line]
-    assert len(victim) == 1
-    os.kill(int(victim[0]), 9)  # lost for good after round 1
+    rl_port, ll_port = (int(m.rsplit(":", 1)[1]) for m in marks[-2:])  # SuperNodes 3 and 4: devices p1/RL and p1/LL
+    first = {port: supernode_pids(port) for port in (rl_port, ll_port)}
+    assert all(len(pids) == 1 for pids in first.values())
+    for pids in first.values():
+        os.kill(pids[0], 9)
+    while not (again := [p for p in supernode_pids(rl_port) if p not in first[rl_port]]):  # p1/RL restarted: kill it for good
+        assert proc.poll() is None and time.monotonic() - t0 < 700, "p1/RL was never restarted"
+        time.sleep(0.2)
+    os.kill(again[0], 9)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
-    summary = json.loads(out)["summary"]
-    assert [h["round"] for h in summary["history"]] == [1, 2, 3]
-    lost = [f for f in summary["failures"] if f.get("client") == "p1/LL"]
-    assert lost and all(f["round"] >= 2 for f in lost)  # named by its device, from the round after the kill
+    result = json.loads(out)
+    assert result["restarts"] == {"p1/RL": 1, "p1/LL": 1} and result["lost"] == ["p1/RL"]
+    summary = result["summary"]
+    assert [h["round"] for h in summary["history"]] == [1, 2, 3, 4]
+    rounds = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"event": "round"' in line]
+    last = rounds[-1]
+    assert "p1/LL" in last["per_client"] and "p1/RL" not in last["per_client"] and last["train"]["replies"] == 4  # rejoined; lost
+    failed = {f.get("client") for f in summary["failures"]}
+    assert failed <= {"p1/RL", "p1/LL"} and "p1/RL" in failed  # named by device, never by node ID alone
+    assert all(f["round"] >= 2 for f in summary["failures"])  # from the round after the kill
     keys = [(f["round"], f["stage"], f["node_id"]) for f in summary["failures"]]
     assert len(keys) == len(set(keys))  # one failure per node and stage of a round, never two
-    assert not [f for f in summary["failures"] if f.get("client") not in ("p1/LL", None)]
     assert leftover_processes(marks) == []
