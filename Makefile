@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(PY) -m fedotl.benchmarks.online --json
 	$(PY) -m fedotl.benchmarks.simulation --json
 	$(PY) -m fedotl.benchmarks.devices --json
+	$(PY) -m fedotl.benchmarks.deployment --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
