@@ -171,3 +171,12 @@ def test_systemd_units_start_the_runtime_and_the_supernode_with_the_same_store(f
     assert flags(node)["--auth-supernode-private-key"] == "/etc/fedotl/node.key"
     assert "fedotl-device.service" in unit("fedotl-supernode.service")["Unit"]["After"]
 
+
+
+def test_the_kit_runs_flower_with_the_launchers_environment():
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    env_block = re.search(r"^ENV (.*?)(?:\n(?!\s))", dockerfile, re.S | re.M).group(1)  # type: ignore[union-attr]
+    docker_env = dict(pair.split("=", 1) for pair in shlex.split(env_block.replace("\\\n", " ")))
+    unit_env = dict(pair.split("=", 1) for pair in shlex.split(unit("fedotl-supernode.service")["Service"]["Environment"]))
+    for where, env in (("Dockerfile", docker_env), ("fedotl-supernode.service", unit_env)):
+        assert {k: env.get(k) for k in ld.FLOWER_ENV} == ld.FLOWER_ENV, where
