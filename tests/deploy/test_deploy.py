@@ -31,6 +31,20 @@ def dsads5(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def dsads3(tmp_path_factory) -> Path:
+    """Synthetic DSADS with three subjects: 3 devices with ``clients-by = subject`` (the runs' data)."""
+    from fedotl.simulations.readers.dsads import write_synthetic
+
+    out = tmp_path_factory.mktemp("dsads3")
+    write_synthetic(out, n_subjects=3, seed=3, n_segments=4)
+    return out
+
+
+ONE_DEVICE_PER_SUBJECT = ("--set", "clients-by=subject")
+NODES = 3
+
+
 def make_certs(out: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(CERTS_SH), *args, str(out)], capture_output=True, text=True, timeout=120)
 
@@ -71,17 +85,20 @@ def leftover_processes(marks: list[str], wait: float = 10.0) -> list[str]:
 
 
 def launcher(certs: Path, tmp: Path, *args: str) -> tuple[list[str], list[str]]:
-    """The launcher's command line on a free block of ports, and the marks of the processes it starts."""
-    base = free_block(7)
+    """The launcher's command line on a free block of ports, and the marks of the processes it starts.
+
+    The marks are the certificates' and the test's folders, then the SuperLink's address, then SuperNode i's at [3 + i].
+    """
+    base = free_block(NODES + 2)
     cmd = [
-        sys.executable, "-m", "fedotl.deploy.local_deployment", "--nodes", "5", "--certs", str(certs),
+        sys.executable, "-m", "fedotl.deploy.local_deployment", "--nodes", str(NODES), "--certs", str(certs),
         "--flwr-home", str(tmp / "flwr-home"), "--port", str(base), "--node-port", str(base + 1), "--connect-timeout", "90", "--json", *args,
     ]  # fmt: skip
-    return cmd, [str(certs), str(tmp)] + [f"127.0.0.1:{p}" for p in range(base, base + 6)]
+    return cmd, [str(certs), str(tmp)] + [f"127.0.0.1:{p}" for p in range(base, base + NODES + 1)]
 
 
 def deploy(data: Path, certs: Path, tmp: Path, *extra: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, list[str]]:
-    cmd, marks = launcher(certs, tmp, "--dataset", "dsads", str(data), "--out", str(tmp / "run"), *extra)
+    cmd, marks = launcher(certs, tmp, "--dataset", "dsads", str(data), *ONE_DEVICE_PER_SUBJECT, "--out", str(tmp / "run"), *extra)
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout), marks
 
 
@@ -179,20 +196,20 @@ def test_run_config_file_overrides_only_what_differs(dsads5, tmp_path):
 # ------------------------------------------------------------ end to end
 @pytest.mark.slow
 @needs_openssl
-def test_tls_deployment_end_to_end(dsads5, certs, tmp_path):
+def test_tls_deployment_end_to_end(dsads3, certs, tmp_path):
     t0 = time.monotonic()
     done, marks = deploy(
-        dsads5, certs, tmp_path, "--rounds", "2", "--run-timeout", "400",
+        dsads3, certs, tmp_path, "--rounds", "2", "--run-timeout", "400",
         "--set", "local-epochs=1", "--set", "personalize-epochs=2", "--set", "train-fraction=0.5", "--set", "eval-every=2",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["status"] == "finished:completed"
     # Cross-check the outcome the script read with Flower's record of the run.
-    assert result["summary"]["clients"] == 5 and result["summary"]["rounds"] == 2
+    assert result["summary"]["clients"] == NODES and result["summary"]["rounds"] == 2
     assert result["summary"]["strategy"] == "fedhealth"
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["clients"] == 5 and sorted(summary["per_client"]) == sorted(["p1/T", "p1/RA", "p1/LA", "p1/RL", "p1/LL"])
+    assert summary["clients"] == NODES and sorted(summary["per_client"]) == ["p1", "p2", "p3"]
     logs = tmp_path / "run" / "logs"
     assert "Uvicorn running on https://" in (logs / "superlink.log").read_text()
     assert f"started run {result['run_id']}" in (logs / "flwr-run.log").read_text()
@@ -202,10 +219,10 @@ def test_tls_deployment_end_to_end(dsads5, certs, tmp_path):
 
 @pytest.mark.slow
 @needs_openssl
-def test_supernode_with_a_wrong_ca_is_reported_and_everything_stops(dsads5, certs, tmp_path):
+def test_supernode_with_a_wrong_ca_is_reported_and_everything_stops(dsads3, certs, tmp_path):
     other = tmp_path / "other-ca"
     assert make_certs(other).returncode == 0
-    done, marks = deploy(dsads5, certs, tmp_path, "--rounds", "1", "--node-ca", str(other / "ca.crt"), timeout=300)
+    done, marks = deploy(dsads3, certs, tmp_path, "--rounds", "1", "--node-ca", str(other / "ca.crt"), timeout=300)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: SuperNode ") and "CERTIFICATE_VERIFY_FAILED" in last, done.stderr
@@ -216,18 +233,18 @@ def test_supernode_with_a_wrong_ca_is_reported_and_everything_stops(dsads5, cert
 
 @pytest.mark.slow
 @needs_openssl
-def test_a_run_whose_superlink_is_killed_resumes_to_the_weights_of_an_uninterrupted_run(dsads5, certs, tmp_path):
+def test_a_run_whose_superlink_is_killed_resumes_to_the_weights_of_an_uninterrupted_run(dsads3, certs, tmp_path):
     from fedotl.server.checkpoint import CHECKPOINT, load_checkpoint
 
     run = tmp_path / "run"
     setting = ["--strategy", "fedavg", "--rounds", "2", "--set", "local-epochs=1", "--set", "seed=5"]
-    cmd, marks = launcher(certs, tmp_path, "--dataset", "dsads", str(dsads5), "--out", str(run), *setting)
+    cmd, marks = launcher(certs, tmp_path, "--dataset", "dsads", str(dsads3), *ONE_DEVICE_PER_SUBJECT, "--out", str(run), *setting)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
     while not (run / CHECKPOINT).exists():
         assert proc.poll() is None and time.monotonic() - t0 < 500, "no checkpoint before the run ended"
         time.sleep(0.2)
-    port = marks[-6].rsplit(":", 1)[1]
+    port = marks[2].rsplit(":", 1)[1]
     superlink = [line.split()[0] for line in leftover_processes(["flower-superlink"], wait=0) if f"--port {port}" in line]
     assert len(superlink) == 1
     os.kill(int(superlink[0]), 9)  # the server machine crashes after round 1
@@ -249,8 +266,8 @@ def test_a_run_whose_superlink_is_killed_resumes_to_the_weights_of_an_uninterrup
 
     # The Simulation Engine computes what the Deployment Engine does: the same seeds, the same sorted replies.
     whole = tmp_path / "simulated"
-    sim = [sys.executable, "-m", "fedotl.simulations.cli", "simulate", "--dataset", "dsads", str(dsads5), *setting[:4],
-           "--local-epochs", "1", "--seed", "5", "--out", str(whole)]  # fmt: skip
+    sim = [sys.executable, "-m", "fedotl.simulations.cli", "simulate", "--dataset", "dsads", str(dsads3), "--clients-by", "subject",
+           *setting[:4], "--local-epochs", "1", "--seed", "5", "--out", str(whole)]  # fmt: skip
     done = subprocess.run(sim, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     a, b = np.load(whole / "global_model.npz"), np.load(run / "global_model.npz")
@@ -321,40 +338,41 @@ def supernode_pids(port: int) -> list[int]:
 
 @pytest.mark.slow
 @needs_openssl
-def test_supernodes_that_die_mid_run_are_restarted_and_rejoin_and_one_lost_for_good_never_hangs_it(dsads5, certs, tmp_path):
-    """Two SuperNodes are killed after round 1 (one restart allowed each): p1/LL comes back and
-    rejoins; p1/RL is killed again once restarted, so it is lost for good and the run goes on."""
+def test_supernodes_that_die_mid_run_are_restarted_and_rejoin_and_one_lost_for_good_never_hangs_it(dsads3, certs, tmp_path):
+    """Two of the three SuperNodes are killed after round 1 (one restart allowed each): p3 comes back
+    and rejoins; p2 is killed again once restarted, so it is lost for good and the run goes on with
+    those that remain (min-train-nodes = 1)."""
     from fedotl.server.checkpoint import CHECKPOINT
 
     run = tmp_path / "run"
-    cmd, marks = launcher(certs, tmp_path, "--dataset", "dsads", str(dsads5), "--out", str(run), "--strategy", "fedavg",
-                          "--rounds", "4", "--set", "local-epochs=1", "--set", "round-timeout=150", "--node-restarts", "1",
-                          "--run-timeout", "900")  # fmt: skip
+    cmd, marks = launcher(certs, tmp_path, "--dataset", "dsads", str(dsads3), *ONE_DEVICE_PER_SUBJECT, "--out", str(run),
+                          "--strategy", "fedavg", "--rounds", "4", "--set", "local-epochs=1", "--set", "round-timeout=150",
+                          "--set", "min-train-nodes=1", "--set", "min-evaluate-nodes=1", "--node-restarts", "1", "--run-timeout", "900")  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.monotonic()
     while not (run / CHECKPOINT).exists():
         assert proc.poll() is None and time.monotonic() - t0 < 500, "no checkpoint before the run ended"
         time.sleep(0.2)
-    rl_port, ll_port = (int(m.rsplit(":", 1)[1]) for m in marks[-2:])  # SuperNodes 3 and 4: devices p1/RL and p1/LL
-    first = {port: supernode_pids(port) for port in (rl_port, ll_port)}
+    p2_port, p3_port = (int(m.rsplit(":", 1)[1]) for m in marks[4:6])  # SuperNodes 1 and 2: devices p2 and p3
+    first = {port: supernode_pids(port) for port in (p2_port, p3_port)}
     assert all(len(pids) == 1 for pids in first.values())
     for pids in first.values():
         os.kill(pids[0], 9)
-    while not (again := [p for p in supernode_pids(rl_port) if p not in first[rl_port]]):  # p1/RL restarted: kill it for good
-        assert proc.poll() is None and time.monotonic() - t0 < 700, "p1/RL was never restarted"
+    while not (again := [p for p in supernode_pids(p2_port) if p not in first[p2_port]]):  # p2 restarted: kill it for good
+        assert proc.poll() is None and time.monotonic() - t0 < 700, "p2 was never restarted"
         time.sleep(0.2)
     os.kill(again[0], 9)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     result = json.loads(out)
-    assert result["restarts"] == {"p1/RL": 1, "p1/LL": 1} and result["lost"] == ["p1/RL"]
+    assert result["restarts"] == {"p2": 1, "p3": 1} and result["lost"] == ["p2"]
     summary = result["summary"]
     assert [h["round"] for h in summary["history"]] == [1, 2, 3, 4]
     rounds = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"event": "round"' in line]
     last = rounds[-1]
-    assert "p1/LL" in last["per_client"] and "p1/RL" not in last["per_client"] and last["train"]["replies"] == 4  # rejoined; lost
+    assert sorted(last["per_client"]) == ["p1", "p3"] and last["train"]["replies"] == 2  # p3 rejoined; p2 is lost
     failed = {f.get("client") for f in summary["failures"]}
-    assert failed <= {"p1/RL", "p1/LL"} and "p1/RL" in failed  # named by device, never by node ID alone
+    assert failed <= {"p2", "p3"} and "p2" in failed  # named by device, never by node ID alone
     assert all(f["round"] >= 2 for f in summary["failures"])  # from the round after the kill
     keys = [(f["round"], f["stage"], f["node_id"]) for f in summary["failures"]]
     assert len(keys) == len(set(keys))  # one failure per node and stage of a round, never two
