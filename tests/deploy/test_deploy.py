@@ -377,3 +377,38 @@ def test_supernodes_that_die_mid_run_are_restarted_and_rejoin_and_one_lost_for_g
     keys = [(f["round"], f["stage"], f["node_id"]) for f in summary["failures"]]
     assert len(keys) == len(set(keys))  # one failure per node and stage of a round, never two
     assert leftover_processes(marks) == []
+
+
+def test_node_supervisor_restarts_after_offline_up_to_its_limit_then_calls_the_device_lost(tmp_path, monkeypatch):
+    """The supervisor's bookkeeping, with real short-lived processes and a scripted `flwr supernode list`."""
+    listed = {"online": {"11", "22"}}
+    monkeypatch.setattr(ld, "flwr_json", lambda env, *args: {"nodes": [{"node-id": n, "status": "online"} for n in listed["online"]]})
+    (tmp_path / "logs").mkdir()
+    procs = ld.Processes(env=dict(os.environ), cwd=tmp_path, logs=tmp_path / "logs")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    nodes = [procs.start("supernode-0", sleeper), procs.start("supernode-1", sleeper)]
+    said: list[str] = []
+    sup = ld.NodeSupervisor(procs, nodes, ["u1/wrist", "u2/wrist"], ["11", "22"], 1, said.append)
+    try:
+        nodes[1].kill()
+        nodes[1].wait()
+        sup.check()
+        assert said[-1].startswith("SuperNode 1 (u2/wrist) was killed by SIGKILL; restarting it once")
+        killed = sup.nodes[1]
+        sup._next_check = 0.0
+        sup.check()
+        assert sup.nodes[1] is killed and sup.restarts == {}  # still listed online: not yet
+        listed["online"] = {"11"}
+        sup._next_check = 0.0
+        sup.check()
+        assert sup.nodes[1] is not killed and sup.nodes[1].poll() is None and sup.nodes[1].args == sleeper
+        assert sup.restarts == {"u2/wrist": 1} and said[-1] == "SuperNode 1 (u2/wrist) restarted"
+        sup.nodes[1].kill()
+        sup.nodes[1].wait()
+        sup.check()
+        sup.check()
+        assert sup.lost == {1} and sup.restarts == {"u2/wrist": 1} and "lost for good (1 of 1 restarts used)" in said[-1]
+        assert sum("lost" in m for m in said) == 1  # said once
+        assert sup.nodes[0].poll() is None  # the healthy node is never touched
+    finally:
+        procs.stop_all(5)
