@@ -122,6 +122,7 @@ def test_evaluate_on_known_predictions():
 
 
 @pytest.mark.parametrize("seed", range(20))
+@pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")  # sklearn's, on the one-class cases
 def test_confusion_and_macro_f1_equal_sklearns(seed):
     from sklearn.metrics import confusion_matrix, f1_score
 
