@@ -424,7 +424,8 @@ class NodeSupervisor:
     messages the dead process had pulled with "Node Unavailable", so the
     round counts the device failed once and goes on; a node back under the
     same key before that would leave those messages unanswered until
-    ``round-timeout``.  The restarted node has the same key, node ID, store
+    ``round-timeout`` (so flwr 1.42's ``check_node_availability_for_in_message``
+    reads; not observed).  The restarted node has the same key, node ID, store
     and node config, and joins the next round it is sampled for; its
     ``context.state`` (local BatchNorm layers, a personalised head) died with
     the process.  A device past its limit is lost for good, and the rounds go

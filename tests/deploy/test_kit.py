@@ -180,3 +180,10 @@ def test_the_kit_runs_flower_with_the_launchers_environment():
     unit_env = dict(pair.split("=", 1) for pair in shlex.split(unit("fedotl-supernode.service")["Service"]["Environment"]))
     for where, env in (("Dockerfile", docker_env), ("fedotl-supernode.service", unit_env)):
         assert {k: env.get(k) for k in ld.FLOWER_ENV} == ld.FLOWER_ENV, where
+
+
+def test_a_supernode_restarts_only_after_the_superlink_can_have_marked_it_offline():
+    from flwr.common.constant import HEARTBEAT_DEFAULT_INTERVAL, HEARTBEAT_PATIENCE
+
+    service = unit("fedotl-supernode.service")["Service"]
+    assert service["Restart"] == "always" and int(service["RestartSec"]) > HEARTBEAT_PATIENCE * HEARTBEAT_DEFAULT_INTERVAL
