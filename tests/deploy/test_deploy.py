@@ -197,19 +197,37 @@ def test_run_config_file_overrides_only_what_differs(dsads5, tmp_path):
 @pytest.mark.slow
 @needs_openssl
 def test_tls_deployment_end_to_end(dsads3, certs, tmp_path):
+    """FedHealth on 3 SuperNodes with TLS and node auth; meanwhile p1's device runtime records into its store."""
     t0 = time.monotonic()
-    done, marks = deploy(
-        dsads3, certs, tmp_path, "--rounds", "2", "--run-timeout", "400",
+    cmd, marks = launcher(
+        certs, tmp_path, "--dataset", "dsads", str(dsads3), *ONE_DEVICE_PER_SUBJECT, "--out", str(tmp_path / "run"),
+        "--rounds", "2", "--run-timeout", "400",
         "--set", "local-epochs=1", "--set", "personalize-epochs=2", "--set", "train-fraction=0.5", "--set", "eval-every=2",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout)
+    run = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = tmp_path / "run" / "stores" / "devices" / "00000"  # device p1's, which its SuperNode trains on
+    while not (store / "windows" / "000000.npz").exists():
+        assert run.poll() is None and time.monotonic() - t0 < 120, "the launcher wrote no store"
+        time.sleep(0.1)
+    # p1's device runtime, streaming its recording at 8x and appending its labelled windows to that store
+    device = subprocess.Popen([sys.executable, "-m", "fedotl.simulations.cli", "device", "--replay", "dsads", str(dsads3), "--subject", "p1",
+                               "--speed", "8", "--store", str(store), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    out, err = run.communicate(timeout=600)
+    _, device_err = device.communicate(timeout=120)
+    assert run.returncode == 0, err[-3000:]
+    assert device.returncode == 0, device_err[-2000:]
+    result = json.loads(out)
     assert result["status"] == "finished:completed"
     # Cross-check the outcome the script read with Flower's record of the run.
     assert result["summary"]["clients"] == NODES and result["summary"]["rounds"] == 2
-    assert result["summary"]["strategy"] == "fedhealth"
+    assert result["summary"]["strategy"] == "fedhealth" and result["summary"]["failures"] == []
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["clients"] == NODES and sorted(summary["per_client"]) == ["p1", "p2", "p3"]
+    # the device appended while the rounds ran: the train rounds read the store as it grew
+    history = summary["history"]
+    appended = sorted(p.stat().st_mtime for p in (store / "windows").glob("*.npz"))[1:]
+    started, ended = history[0]["t_end"] - history[0]["seconds"], history[-1]["t_end"]
+    assert appended and any(started < t < ended for t in appended), (appended, started, ended)
     logs = tmp_path / "run" / "logs"
     assert "Uvicorn running on https://" in (logs / "superlink.log").read_text()
     assert f"started run {result['run_id']}" in (logs / "flwr-run.log").read_text()
