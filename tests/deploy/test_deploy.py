@@ -430,3 +430,44 @@ def test_node_supervisor_restarts_after_offline_up_to_its_limit_then_calls_the_d
         assert sup.nodes[0].poll() is None  # the healthy node is never touched
     finally:
         procs.stop_all(5)
+
+
+@pytest.mark.slow
+@needs_openssl
+def test_a_registered_second_node_claiming_a_device_gets_it_excluded_never_averaged(dsads3, certs, tmp_path):
+    """A 4th SuperNode, registered, claims p2 (partition 1) with p2's own store: once it is online,
+    both claimants are excluded from each round and counted, and the run goes on with p1 and p3."""
+    from fedotl.deploy.node_keys import key_pair
+
+    run = tmp_path / "run"
+    cmd, marks = launcher(certs, tmp_path, "--dataset", "dsads", str(dsads3), *ONE_DEVICE_PER_SUBJECT, "--out", str(run),
+                          "--strategy", "fedavg", "--rounds", "2", "--set", "local-epochs=1", "--run-timeout", "400")  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    home, port = tmp_path / "flwr-home", int(marks[2].rsplit(":", 1)[1])
+    env = dict(os.environ, **ld.FLOWER_ENV, FLWR_HOME=str(home))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    t0 = time.monotonic()
+    while not ld.flwr_json(env, "supernode", "list", ld.FEDERATION).get("nodes"):  # the launcher has registered its own
+        assert proc.poll() is None and time.monotonic() - t0 < 120, "the launcher registered no SuperNode"
+        time.sleep(1)
+    key, pub = key_pair(tmp_path / "keys", "intruder")
+    assert ld.register_supernodes(env, [pub], ["intruder"])
+    (tmp_path / "logs").mkdir()
+    procs = ld.Processes(env=env, cwd=tmp_path, logs=tmp_path / "logs")
+    try:
+        io_port = ld.free_port_block(1, port + NODES + 2, port + 100)
+        ld.start_supernode(procs, 9, port, certs / "ca.crt", io_port, key,
+                           f'partition-id=1 num-partitions={NODES} data-dir="{run / "stores" / "devices" / "00001"}"')
+        out, err = proc.communicate(timeout=500)
+    finally:
+        procs.stop_all(10)
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(out)["summary"]
+    # the intruder is online by round 2 (round 1 may have sampled before it connected)
+    assert sorted(summary["per_client"]) == ["p1", "p3"]
+    claims = [f for f in summary["failures"] if "claim device p2: all excluded" in f["reason"]]
+    last = [(f["stage"], f["client"]) for f in claims if f["round"] == 2]
+    assert sorted(last) == [("evaluate", "p2"), ("evaluate", "p2"), ("train", "p2"), ("train", "p2")]  # both claimants, both stages
+    assert summary["history"][-1]["train"]["replies"] == 2  # p1 and p3 averaged; p2's two claims never
+    assert not [f for f in summary["failures"] if f not in claims]
+    assert leftover_processes(marks + ["intruder"]) == []
