@@ -212,8 +212,13 @@ def test_tls_deployment_end_to_end(dsads3, certs, tmp_path):
     # p1's device runtime, streaming its recording at 8x and appending its labelled windows to that store
     device = subprocess.Popen([sys.executable, "-m", "fedotl.simulations.cli", "device", "--replay", "dsads", str(dsads3), "--subject", "p1",
                                "--speed", "8", "--store", str(store), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    out, err = run.communicate(timeout=600)
-    _, device_err = device.communicate(timeout=120)
+    try:
+        out, err = run.communicate(timeout=600)
+        _, device_err = device.communicate(timeout=120)
+    finally:
+        for p in (run, device):
+            if p.poll() is None:
+                p.kill()
     assert run.returncode == 0, err[-3000:]
     assert device.returncode == 0, device_err[-2000:]
     result = json.loads(out)
