@@ -83,6 +83,12 @@ class MemorySampler:
         return max(vals) if vals else float("nan")
 
 
+def seconds_per_round(history: list[dict]) -> float:
+    """Median wall time of rounds 2..R (round 1 carries the engine's warm-up); round 1's alone if R = 1."""
+    later = history[1:] if len(history) > 1 else history
+    return float(statistics.median(h["seconds"] for h in later))
+
+
 def run_one(strategy: str, clients: int, rounds: int, out: Path) -> dict[str, object]:
     from fedotl.simulations.federated import make_config, simulate
 
@@ -97,8 +103,7 @@ def run_one(strategy: str, clients: int, rounds: int, out: Path) -> dict[str, ob
         summary = simulate(cfg)
     wall = time.time() - t0
     hist = summary["history"]
-    later = hist[1:] if len(hist) > 1 else hist
-    per_round = float(statistics.median(h["seconds"] for h in later))
+    per_round = seconds_per_round(hist)
     t_round_start = hist[0]["t_end"]  # end of round 1 = start of round 2
     t_round_end = hist[-1]["t_end"]
     peak = mem.peak()

@@ -221,31 +221,35 @@ def ensure_certs(folder: Path, explicit: bool) -> None:
     subprocess.run(["bash", str(REPO / "deploy" / "certs.sh"), str(folder)], check=True, stdout=subprocess.DEVNULL)
 
 
+def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the servers do: a port in TIME_WAIT is free, one being listened on is not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 def check_ports(ports: Sequence[int]) -> None:
     for port in ports:
         if port > 65535:
             raise UsageError(f"port {port} is out of range")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            # As the servers do: a port in TIME_WAIT is free, one being listened on is not.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                raise UsageError(f"port {port} on {HOST} is in use; choose others with --port / --node-port") from None
+        if not port_is_free(port):
+            raise UsageError(f"port {port} on {HOST} is in use; choose others with --port / --node-port")
 
 
 def free_port_block(n: int, start: int, stop: int) -> int | None:
     """The first base port in [start, stop) from which ``n`` consecutive ports are free on loopback, else None."""
-    for base in range(start, stop - n + 1, n):
-        try:
-            for port in range(base, base + n):
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind((HOST, port))
-        except OSError:
-            continue
-        return base
-    return None
+    return next((base for base in range(start, stop - n + 1, n) if all(port_is_free(p) for p in range(base, base + n))), None)
+
+
+def flower_env(home: Path) -> dict[str, str]:
+    """This environment with Flower's settings (:data:`FLOWER_ENV`), FLWR_HOME = ``home``, and this venv's executables first on PATH."""
+    env = flower_env(home)
+    return env
 
 
 def flower_bin(name: str) -> str:
@@ -385,6 +389,12 @@ def start_supernode(procs: Processes, i: int, port: int, ca: Path, io_port: int,
     )  # fmt: skip
 
 
+def online_node_ids(env: dict[str, str]) -> set[str]:
+    """The IDs of the SuperNodes the SuperLink lists online (``flwr supernode list``)."""
+    listed = flwr_json(env, "supernode", "list", FEDERATION).get("nodes", [])
+    return {str(n.get("node-id")) for n in listed if n.get("status") == "online"}
+
+
 def wait_for_superlink(procs: Processes, proc: subprocess.Popen, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -407,8 +417,7 @@ def wait_for_supernodes(procs: Processes, nodes: list[subprocess.Popen], timeout
             if proc.poll() is not None:
                 log = procs.logs / f"supernode-{i}.log"
                 raise DeploymentError(f"SuperNode {i} {exit_words(proc, log)} (log: {log})")
-        listed = flwr_json(procs.env, "supernode", "list", FEDERATION)
-        online = sum(1 for n in listed.get("nodes", []) if n.get("status") == "online")
+        online = len(online_node_ids(procs.env))
         if online >= len(nodes):
             return
         time.sleep(1.0)
@@ -458,8 +467,7 @@ class NodeSupervisor:
         if not self._dead or time.monotonic() < self._next_check:
             return
         self._next_check = time.monotonic() + 2.0  # each check is a `flwr supernode list`
-        listed = flwr_json(self.procs.env, "supernode", "list", FEDERATION).get("nodes", [])
-        online = {str(n.get("node-id")) for n in listed if n.get("status") == "online"}
+        online = online_node_ids(self.procs.env)
         for i in sorted(self._dead):
             if self.node_ids[i] in online:
                 continue
@@ -552,8 +560,7 @@ def deploy(args: argparse.Namespace) -> dict[str, object]:
     run_config = write_run_config(cfg, run_dir / "run_config.toml")
     home = args.flwr_home.resolve() if args.flwr_home else Path(tempfile.mkdtemp(prefix="fedotl-flwr-home-"))
     write_flwr_config(home, args.port, certs / "ca.crt")
-    env = dict(os.environ, **FLOWER_ENV, FLWR_HOME=str(home), RAY_TMPDIR=str(home / "ray"))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = flower_env(home)
     procs = Processes(env=env, cwd=run_dir, logs=logs)
     say = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr, flush=True))
     t0 = time.monotonic()

@@ -324,8 +324,7 @@ def test_only_registered_supernodes_join(certs, tmp_path):
     base = free_block(4)
     home = tmp_path / "flwr-home"
     ld.write_flwr_config(home, base, certs / "ca.crt")
-    env = dict(os.environ, **ld.FLOWER_ENV, FLWR_HOME=str(home))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = ld.flower_env(home)
     (tmp_path / "logs").mkdir()
     procs = ld.Processes(env=env, cwd=tmp_path, logs=tmp_path / "logs")
     ca = certs / "ca.crt"
@@ -449,8 +448,7 @@ def test_a_registered_second_node_claiming_a_device_gets_it_excluded_never_avera
                           "--strategy", "fedavg", "--rounds", "2", "--set", "local-epochs=1", "--run-timeout", "400")  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     home, port = tmp_path / "flwr-home", int(marks[2].rsplit(":", 1)[1])
-    env = dict(os.environ, **ld.FLOWER_ENV, FLWR_HOME=str(home))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = ld.flower_env(home)
     t0 = time.monotonic()
     while not ld.flwr_json(env, "supernode", "list", ld.FEDERATION).get("nodes"):  # the launcher has registered its own
         assert proc.poll() is None and time.monotonic() - t0 < 120, "the launcher registered no SuperNode"
