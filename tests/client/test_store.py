@@ -81,3 +81,18 @@ def test_time_split_by_hand():
     assert train.tolist() == [0, 1, 4, 5] and test.tolist() == [2, 3, 6, 7]
     with pytest.raises(ValueError, match="train fraction"):
         time_split(y, session, start, 4, 1.0)
+
+
+def test_a_store_on_a_filesystem_without_hard_links_is_refused_naming_it(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    store = new_store(tmp_path)
+
+    def no_links(src, dst):  # as on FAT
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)
+    with pytest.raises(StoreError, match=f"{store.root}: cannot add 000000.npz .*POSIX filesystem"):
+        store.append(*windows(2, 3)[:2], session=np.zeros(2, int), start=np.array([0, 4]))
+    assert store.chunks() == [] and not list((store.root / "windows").glob(".*"))  # nothing half-added

@@ -138,6 +138,7 @@ def test_certs_folder_is_git_ignored():
         (["--dataset", "dsads", "DATA", "--nodes", "5", "--set", "local-epochs=two"], "cannot read 'two' as int"),
         (["--dataset", "dsads", "DATA", "--nodes", "5", "--set", "out-dir=/x"], "use --out instead"),
         (["--dataset", "dsads", "DATA", "--nodes", "5", "--port", "70000"], "--port: expected a TCP port"),
+        (["--dataset", "dsads", "DATA", "--nodes", "5", "--node-restarts", "-1"], "--node-restarts: expected a non-negative integer, got '-1'"),
         (["--dataset", "dsads", "DATA", "--nodes", "5"], "missing ca.crt, server.crt, server.key"),
         (["--dataset", "dsads", "MISSING", "--nodes", "5"], "no such file or folder"),
     ],
