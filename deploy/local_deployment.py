@@ -248,7 +248,8 @@ def free_port_block(n: int, start: int, stop: int) -> int | None:
 
 def flower_env(home: Path) -> dict[str, str]:
     """This environment with Flower's settings (:data:`FLOWER_ENV`), FLWR_HOME = ``home``, and this venv's executables first on PATH."""
-    env = flower_env(home)
+    env = dict(os.environ, **FLOWER_ENV, FLWR_HOME=str(home), RAY_TMPDIR=str(home / "ray"))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 

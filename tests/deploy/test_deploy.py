@@ -175,6 +175,12 @@ def test_an_earlier_run_is_refused_unless_forced_and_resume_takes_the_runs_own_c
     assert "needs --dataset D PATH, or --resume RUN_DIR" in capsys.readouterr().err
 
 
+def test_flower_env_sets_flowers_settings_home_and_this_venv_first(tmp_path):
+    env = ld.flower_env(tmp_path)
+    assert {k: env[k] for k in ld.FLOWER_ENV} == ld.FLOWER_ENV and env["FLWR_HOME"] == str(tmp_path)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+
+
 def test_run_config_file_overrides_only_what_differs(dsads5, tmp_path):
     args = ld.build_parser().parse_args(["--dataset", "dsads", str(dsads5), "--nodes", "5", "--rounds", "2", "--set", "local-epochs=1", "--secagg"])
     cfg, devices = ld.run_config_from_args(args, tmp_path / "run")
